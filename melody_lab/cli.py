@@ -1,0 +1,59 @@
+"""``melody-lab``: the command-line entry point.
+
+Each command lives in its own module under ``melody_lab/commands/`` and defines
+``register(subparsers)``; this file only discovers them, parses, and turns expected errors into
+a one-line message with a non-zero exit code (never a traceback for bad input).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from . import __version__, commands
+
+EXIT_USER_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="melody-lab",
+        description="MeLoDy (LM-guided dual-path diffusion for music) as a hands-on lab: build the "
+        "corpus, train each stage, generate music, run ablations.",
+    )
+    parser.add_argument("--version", action="version", version=f"melody-lab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"{commands.__name__}.{info.name}").register(sub)
+    return parser
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from .config import ConfigError
+    from .errors import UserError
+    from .registry import UnknownNameError
+    from .train.checkpoint import CheckpointError
+    from .train.loop import NonFiniteLossError
+
+    return (UserError, ConfigError, UnknownNameError, CheckpointError, NonFiniteLossError,
+            FileNotFoundError, NotADirectoryError, PermissionError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except _expected_errors() as err:
+        message = str(err) or type(err).__name__
+        print(f"melody-lab: error: {message}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("melody-lab: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

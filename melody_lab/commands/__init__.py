@@ -1,0 +1,1 @@
+"""CLI commands: each module defines ``register(subparsers)`` and is found automatically."""

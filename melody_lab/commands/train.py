@@ -1,0 +1,24 @@
+"""``melody-lab train STAGE``: every stage's trainer registers itself here.
+
+A module under ``melody_lab/train/`` that defines ``register_cli(subparsers)`` becomes a
+``melody-lab train <stage>`` sub-command.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+
+def register(subparsers) -> None:
+    from .. import train
+
+    parser = subparsers.add_parser(
+        "train", help="train one stage (codec, mulan, tokenizer, lm, denoiser) or all of them",
+        description="Train a stage. Every stage resumes from the newest checkpoint in --out, "
+        "writes safetensors + JSON, and shows a progress bar.",
+    )
+    stages = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
+    for info in sorted(pkgutil.iter_modules(train.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{train.__name__}.{info.name}")
+        if hasattr(module, "register_cli"):
+            module.register_cli(stages)

@@ -1,0 +1,159 @@
+"""The one training loop every stage shares (codec, MuLan, LM, denoiser, …).
+
+A stage supplies a :class:`TrainTask`: its modules, its optimizers, one ``train_step`` and a
+``validate``. The loop owns everything else: resume from the newest checkpoint, a deterministic
+random stream per step, a tqdm bar showing the losses, periodic validation and atomic checkpoints,
+a JSONL log, a wall-clock budget, and a clear stop on a non-finite loss.
+
+Exact resume: step ``s`` draws its randomness only from ``step_generator(seed, s)`` (and the
+global torch RNG is re-seeded from it), so a run interrupted after step ``s`` and resumed gives
+the same parameters as one that never stopped.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from tqdm.auto import tqdm
+
+from ..config import Config
+from .checkpoint import atomic_write_text, latest_checkpoint, load_checkpoint, save_checkpoint
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training stopped because a loss became NaN/inf; the last good checkpoint is kept."""
+
+
+@dataclass
+class LoopConfig(Config):
+    """Settings of the shared loop (per-stage hyper-parameters live in the stage's config)."""
+
+    max_steps: int = 1000
+    seed: int = 0
+    log_every: int = 10
+    val_every: int = 250
+    ckpt_every: int = 250
+    keep_checkpoints: int = 2
+    max_minutes: float | None = None  # stop (with a checkpoint) after this much wall time
+    progress: bool = True
+
+
+class TrainTask(Protocol):
+    """What a stage gives the loop.
+
+    ``train_step`` does its own forward, backward and optimizer steps (a GAN has two optimizers)
+    and returns float losses for the bar and the log. ``validate`` returns float metrics.
+    """
+
+    name: str
+
+    def modules(self) -> dict[str, torch.nn.Module]: ...
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
+
+    def train_step(self, step: int, generator: torch.Generator) -> dict[str, float]: ...
+
+    def validate(self) -> dict[str, float]: ...
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The random stream of one training step: a pure function of (seed, step)."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) % (2**63 - 1))
+
+
+def _is_main_process() -> bool:
+    dist = torch.distributed
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def run_training(
+    task: TrainTask,
+    out_dir: str | Path,
+    loop: LoopConfig,
+    config_record: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train ``task`` until ``loop.max_steps`` (resuming from ``out_dir`` if it has checkpoints).
+
+    Returns the final ``state`` dict (``step``, last ``train`` losses, last ``val`` metrics).
+    ``config_record`` is written to ``out_dir/config.json`` on the first start; on resume it must
+    match what is there, so a run is never silently continued with different settings.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    main = _is_main_process()
+    record = {"task": task.name, "loop": {**loop.to_dict(), "max_steps": None, "max_minutes": None,
+                                          "progress": None}, **(config_record or {})}
+    cfg_path = out / "config.json"
+    if cfg_path.exists():
+        saved = json.loads(cfg_path.read_text())
+        if saved != json.loads(json.dumps(record)):
+            raise ValueError(
+                f"{out} holds a run with a different configuration; use a new --out folder "
+                f"or the same settings (see {cfg_path})"
+            )
+    elif main:
+        atomic_write_text(cfg_path, json.dumps(record, indent=2, sort_keys=True))
+
+    modules, optimizers = task.modules(), task.optimizers()
+    state: dict[str, Any] = {"step": 0}
+    ckpt = latest_checkpoint(out)
+    if ckpt is not None:
+        state = load_checkpoint(ckpt, modules, optimizers)
+    start_step = state["step"]
+    if start_step >= loop.max_steps:
+        return state
+
+    def checkpoint(step: int) -> None:
+        if main:
+            save_checkpoint(out, step, modules, optimizers, state, keep=loop.keep_checkpoints)
+
+    log = (out / "log.jsonl").open("a") if main else None
+    bar = tqdm(total=loop.max_steps, initial=start_step, desc=task.name,
+               disable=not (loop.progress and main), dynamic_ncols=True)
+    started = time.monotonic()
+    step = start_step
+    try:
+        while step < loop.max_steps:
+            gen = step_generator(loop.seed, step)
+            torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
+            for m in modules.values():
+                m.train()
+            losses = task.train_step(step, gen)
+            bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+            if bad:
+                raise NonFiniteLossError(
+                    f"{task.name}: non-finite loss at step {step}: {bad}; the last good "
+                    f"checkpoint in {out} is kept (lower the learning rate or check the data)"
+                )
+            step += 1
+            state["step"], state["train"] = step, losses
+            bar.update(1)
+            if step % loop.log_every == 0 or step == loop.max_steps:
+                bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
+                if log:
+                    log.write(json.dumps({"step": step, "time": time.time(), **losses}) + "\n")
+                    log.flush()
+            if step % loop.val_every == 0 or step == loop.max_steps:
+                for m in modules.values():
+                    m.eval()
+                with torch.no_grad():
+                    state["val"] = task.validate()
+                if log:
+                    log.write(json.dumps({"step": step, "val": state["val"]}) + "\n")
+                    log.flush()
+            out_of_time = (loop.max_minutes is not None
+                           and time.monotonic() - started > 60 * loop.max_minutes)
+            if step % loop.ckpt_every == 0 or step == loop.max_steps or out_of_time:
+                checkpoint(step)
+            if out_of_time:
+                break
+    finally:
+        bar.close()
+        if log:
+            log.close()
+    return state
