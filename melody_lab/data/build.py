@@ -1,0 +1,233 @@
+"""Build a captioned corpus: plan works → parse → arrange → render → check → FLAC + metadata.
+
+Layout of ``out``::
+
+    audio/<clip_id>.flac   mono 16-bit FLAC at the preset's sample rate, fixed length
+    metadata.jsonl         one row per clip (clip_id, work_id, split, caption, attributes …)
+    corpus.json            build config, renderer, counts, rejected clips and skipped works
+    .build/                resume state (one marker per finished work); safe to delete afterwards
+
+Deterministic: every random choice comes from a generator seeded by (seed, work or clip id), so
+the same seed, preset and renderer give the same bytes, whatever the number of workers.
+Resumable: a work's marker is written (atomically) only after all its clips are on disk; a re-run
+skips works with a marker, and FLAC files are written under a temporary name and renamed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..audio import resample, save_audio
+from ..errors import UserError
+from .arrangement import attribute_record, choose_arrangement
+from .captions import make_captions
+from .checks import normalise_and_check
+from .presets import CorpusConfig
+from .render import SoundfontRenderer, find_soundfont, to_pretty_midi
+from .scores import ScoreError, parse_work
+from .sources import SOURCE_NOTE, Work, works_by_group
+from .synth import BuiltinRenderer
+
+GOLDEN = (math.sqrt(5) - 1) / 2
+
+
+def rng_for(seed: int, *parts: str) -> np.random.Generator:
+    """A generator that depends only on ``seed`` and ``parts`` (stable across runs and machines)."""
+    digest = hashlib.sha256(":".join([str(seed), *parts]).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def _order_key(seed: int, work_id: str) -> str:
+    return hashlib.sha256(f"{seed}:{work_id}".encode()).hexdigest()
+
+
+def plan_works(config: CorpusConfig, seed: int) -> list[tuple[Work, str, int]]:
+    """→ ``[(work, split, clips), …]`` sorted by work id. Splits are by work (never shared).
+
+    Works are drawn per group in a seed-dependent order; the chosen works of all groups are then
+    interleaved round-robin and split with a low-discrepancy sequence, so every split gets a
+    spread of genres and the split sizes follow the fractions closely even for tiny corpora.
+    """
+    groups = works_by_group()
+    per_group: list[list[tuple[Work, int]]] = []
+    for group, target in sorted(config.group_clips.items()):
+        if group not in groups:
+            raise UserError(f"unknown work group {group!r}; known: {sorted(groups)}")
+        candidates = sorted(groups[group], key=lambda w: _order_key(seed, w.work_id))
+        n_works = min(len(candidates), target)
+        clips = min(config.max_clips_per_work, math.ceil(target / max(n_works, 1)))
+        per_group.append([(w, clips) for w in candidates[:n_works]])
+    interleaved = [entry for round_ in _round_robin(per_group) for entry in round_]
+    plan = []
+    for rank, (work, clips) in enumerate(interleaved):
+        u = (rank * GOLDEN) % 1.0
+        split = "test" if u < config.test_fraction else (
+            "valid" if u < config.test_fraction + config.valid_fraction else "train")
+        plan.append((work, split, clips))
+    return sorted(plan, key=lambda entry: entry[0].work_id)
+
+
+def _round_robin(lists: list[list]) -> list[list]:
+    longest = max((len(x) for x in lists), default=0)
+    return [[x[i] for x in lists if i < len(x)] for i in range(longest)]
+
+
+def make_renderer(soundfont: str | None, renderer: str, render_rate: int, announce=print):
+    """``renderer``: ``auto`` (soundfont if one is found, else built-in), ``soundfont``, ``builtin``."""
+    if renderer == "builtin":
+        return BuiltinRenderer(render_rate)
+    if soundfont is not None:
+        return SoundfontRenderer(soundfont, render_rate)
+    found = find_soundfont()
+    if found is not None:
+        return SoundfontRenderer(found, render_rate)
+    if renderer == "soundfont":
+        raise UserError("no General-MIDI soundfont found; pass --soundfont PATH or install one "
+                        "(apt-get install fluid-soundfont-gm)")
+    announce("melody-lab: no General-MIDI soundfont found (install fluid-soundfont-gm or "
+             "timgm6mb-soundfont, or pass --soundfont); using the built-in synthesiser")
+    return BuiltinRenderer(render_rate)
+
+
+def _clip_starts(score, spq: float, clip_seconds: float, count: int, rng) -> list[float]:
+    """Up to ``count`` bar-aligned window starts (seconds), spread over the piece."""
+    end = score.end_quarters * spq
+    bars = np.arange(0.0, score.end_quarters, score.bar_quarters) * spq
+    candidates = bars[bars + clip_seconds <= end + 0.25]
+    if len(candidates) == 0:
+        return []
+    count = min(count, len(candidates))
+    edges = np.linspace(0, len(candidates), count + 1)
+    picks = [int(edges[i] + rng.random() * (edges[i + 1] - edges[i])) for i in range(count)]
+    return [float(candidates[min(p, len(candidates) - 1)]) for p in sorted(set(picks))]
+
+
+def build_work(work: Work, split: str, clips: int, config: CorpusConfig, seed: int, renderer,
+               out: Path) -> dict:
+    """Render one work's clips to ``out/audio`` → marker dict (rows, rejected, skipped)."""
+    rng = rng_for(seed, work.work_id)
+    try:
+        score = parse_work(work)
+    except ScoreError as err:
+        return {"rows": [], "rejected": [], "skipped": str(err)}
+    arrangement = choose_arrangement(work, score, rng)
+    attributes = attribute_record(work, score, arrangement)
+    spq = 60.0 / arrangement.quarter_bpm
+    starts = _clip_starts(score, spq, config.clip_seconds, clips, rng)
+    if not starts:
+        return {"rows": [], "rejected": [], "skipped": f"{work.work_id}: shorter than one clip"}
+    until = starts[-1] + config.clip_seconds
+    midi = to_pretty_midi(score, arrangement, until, rng)
+    audio = resample(renderer.render(midi, until), config.render_rate, config.sample_rate)
+    rows, rejected = [], []
+    n = config.clip_samples
+    for index, start in enumerate(starts):
+        clip_id = f"{work.work_id}_c{index}"
+        first = int(round(start * config.sample_rate))
+        clip = np.zeros(n, dtype=np.float32)
+        segment = audio[first:first + n]
+        clip[: len(segment)] = segment
+        clip, reason = normalise_and_check(clip, config.sample_rate, config.target_rms_db, config.max_peak)
+        if reason is not None:
+            rejected.append({"clip_id": clip_id, "reason": reason})
+            continue
+        save_audio(out / "audio" / f"{clip_id}.flac", clip, config.sample_rate, subtype="PCM_16")
+        captions = make_captions(attributes, rng_for(seed, clip_id, "caption"), config.captions_per_clip)
+        rows.append({"clip_id": clip_id, "work_id": work.work_id, "split": split,
+                     "caption": captions[0], "captions": captions, **attributes,
+                     "start_seconds": round(start, 4), "audio": f"audio/{clip_id}.flac"})
+    return {"rows": rows, "rejected": rejected, "skipped": None}
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(config_dict: dict, seed: int, renderer_args: tuple, out: str) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    config = CorpusConfig.from_dict(config_dict)
+    _WORKER.update(config=config, seed=seed, out=Path(out),
+                   renderer=make_renderer(*renderer_args, announce=lambda _: None))
+
+
+def _run_job(job: tuple[Work, str, int]) -> str:
+    work, split, clips = job
+    state = _WORKER
+    marker = build_work(work, split, clips, state["config"], state["seed"], state["renderer"], state["out"])
+    _write_json(state["out"] / ".build" / "done" / f"{work.work_id}.json", marker)
+    return work.work_id
+
+
+def build_corpus(out: str | Path, config: CorpusConfig, seed: int = 0, soundfont: str | None = None,
+                 renderer: str = "auto", workers: int = 1, progress: bool = True) -> dict:
+    """Build (or finish building) a corpus in ``out``; returns the ``corpus.json`` record."""
+    out = Path(out)
+    engine = make_renderer(soundfont, renderer, config.render_rate,
+                           announce=lambda msg: print(msg, file=sys.stderr))
+    identity = {"config": config.to_dict(), "seed": seed, "renderer": engine.describe()}
+    (out / ".build" / "done").mkdir(parents=True, exist_ok=True)
+    (out / "audio").mkdir(exist_ok=True)
+    identity_path = out / ".build" / "identity.json"
+    if identity_path.exists():
+        previous = json.loads(identity_path.read_text())
+        if previous != identity:
+            raise UserError(f"{out} holds a corpus built with other settings ({previous['config']['preset']}, "
+                            f"seed {previous['seed']}, {previous['renderer']}); use another --out or delete it")
+    else:
+        _write_json(identity_path, identity)
+
+    plan = plan_works(config, seed)
+    done_dir = out / ".build" / "done"
+    todo = [job for job in plan if not (done_dir / f"{job[0].work_id}.json").exists()]
+    bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc=f"corpus {config.preset}",
+               unit="work", disable=not progress, mininterval=2.0, file=sys.stderr)
+    renderer_args = (soundfont if soundfont is None else str(soundfont), renderer, config.render_rate)
+    if workers > 1 and len(todo) > 1:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(workers, _init_worker, (config.to_dict(), seed, renderer_args, str(out))) as pool:
+            for _ in pool.imap_unordered(_run_job, todo, chunksize=4):
+                bar.update()
+    else:
+        _WORKER.update(config=config, seed=seed, out=out, renderer=engine)
+        for job in todo:
+            _run_job(job)
+            bar.update()
+    bar.close()
+    return _finish(out, plan, identity)
+
+
+def _finish(out: Path, plan, identity: dict) -> dict:
+    rows, rejected, skipped = [], [], []
+    for work, _, _ in plan:
+        marker = json.loads((out / ".build" / "done" / f"{work.work_id}.json").read_text())
+        rows += marker["rows"]
+        rejected += marker["rejected"]
+        if marker["skipped"]:
+            skipped.append(marker["skipped"])
+    rows.sort(key=lambda r: r["clip_id"])
+    tmp = out / ".metadata.jsonl.partial"
+    with tmp.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
+    tmp.replace(out / "metadata.jsonl")
+    config = identity["config"]
+    counts = {s: sum(r["split"] == s for r in rows) for s in ("train", "valid", "test")}
+    record = {**config, "seed": identity["seed"], "renderer": identity["renderer"],
+              "clip_samples": int(round(config["sample_rate"] * config["clip_seconds"])),
+              "clips": len(rows), "works": len({r["work_id"] for r in rows}), "split_clips": counts,
+              "rejected_clips": rejected, "skipped_works": skipped, "sources": SOURCE_NOTE}
+    _write_json(out / "corpus.json", record)
+    return record

@@ -1,0 +1,55 @@
+"""Corpus presets: how many clips of which groups, at what sample rate and clip length.
+
+``micro`` is for unit tests (a few dozen 2 s clips, seconds to build); ``tiny`` is the corpus the
+CPU models train on (about 3,600 clips of 5 s at 16 kHz from about 3,000 distinct works).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..config import Config
+from ..errors import UserError
+
+ALL_GROUPS = ("reel", "jig", "hornpipe", "slip_jig", "strathspey", "march", "air", "folk_german",
+              "folk_chinese", "folk_west_european", "ballad", "childrens_song", "chorale")
+
+
+@dataclass
+class CorpusConfig(Config):
+    """Everything that determines a corpus's content (together with the seed and the renderer).
+
+    ``group_clips``: target clip count per work group (see ``melody_lab.data.sources``); each group
+    takes as many distinct works as it can (one clip per work) and only re-uses works, up to
+    ``max_clips_per_work``, when the group has fewer works than its target.
+    """
+
+    preset: str = "tiny"
+    sample_rate: int = 16000
+    clip_seconds: float = 5.0
+    render_rate: int = 32000  # synthesis rate before resampling to sample_rate (less aliasing)
+    group_clips: dict[str, int] = field(default_factory=lambda: {g: 280 for g in ALL_GROUPS})
+    max_clips_per_work: int = 4
+    valid_fraction: float = 0.05
+    test_fraction: float = 0.05
+    captions_per_clip: int = 4  # the first is `caption`, all are in `captions`
+    target_rms_db: float = -20.0
+    max_peak: float = 0.9
+
+    @property
+    def clip_samples(self) -> int:
+        return int(round(self.sample_rate * self.clip_seconds))
+
+
+PRESETS = {
+    "micro": CorpusConfig(preset="micro", clip_seconds=2.0, max_clips_per_work=1,
+                          group_clips={g: 4 for g in ("reel", "jig", "hornpipe", "air", "folk_german",
+                                                      "folk_chinese", "ballad", "chorale")},
+                          captions_per_clip=2),
+    "tiny": CorpusConfig(preset="tiny"),
+}
+
+
+def get_preset(name: str) -> CorpusConfig:
+    if name not in PRESETS:
+        raise UserError(f"unknown corpus preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]

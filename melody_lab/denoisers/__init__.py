@@ -1,0 +1,77 @@
+"""Denoisers: ``forward(z_noisy [B, L, D], angles [B, L], tokens [B, T] | None) -> v̂ [B, L, D]``.
+
+    net = build_denoiser("dpd", "tiny")                      # MeLoDy's dual-path network
+    net = build_denoiser("unet", "tiny")                     # parameter-matched 1-D U-Net
+    net = build_denoiser("unet", "tiny_compute")             # U-Net as fast as tiny DPD (10 s, CPU)
+    net = build_denoiser("dpd", "micro", rnn_type="gru")     # preset + config overrides
+
+Presets: ``micro`` (unit tests; builds in milliseconds), ``tiny`` (CPU; D = 16, 625-frame latents,
+~125 tokens per clip), ``paper`` (MeLoDy's sizes). Token ids are in ``[0, vocab_size)``; rows of
+``NULL_TOKEN`` (−1), or ``tokens=None``, select the learned null embedding (classifier-free guidance).
+See docs/denoisers.md.
+"""
+from __future__ import annotations
+
+import json
+
+from torch import nn
+
+from ..errors import UserError
+from ..registry import Registry
+from .conditioning import NULL_TOKEN
+from .dpd import DPD, DPDConfig, overlap_add, sandglass_widths, segment
+from .metrics import DEFAULT_METRIC_ANGLES, single_pass_metrics
+from .unet import UNet1D, UNetConfig
+
+DENOISERS: Registry = Registry("denoiser")
+DENOISERS.register("dpd")(DPD)
+DENOISERS.register("unet")(UNet1D)
+CONFIG_CLASSES = {"dpd": DPDConfig, "unet": UNetConfig}
+
+PRESETS: dict[str, dict[str, dict]] = {
+    "dpd": {
+        "micro": dict(latent_dim=8, width=32, num_blocks=2, segment_size=8, heads=2, ffn_mult=2,
+                      vocab_size=32, angle_base_dim=16),
+        "tiny": dict(latent_dim=16, width=192, num_blocks=4, segment_size=32, heads=4, ffn_mult=4,
+                     vocab_size=256),
+        "paper": dict(latent_dim=16, width=768, num_blocks=8, segment_size=64, heads=12, ffn_mult=4,
+                      coarse_layers=2, rnn_hidden=768, vocab_size=1024),
+    },
+    "unet": {
+        "micro": dict(latent_dim=8, channels=(16, 32), attention_levels=(False, True),
+                      blocks_per_level=1, cond_dim=32, heads=2, ffn_mult=2, vocab_size=32,
+                      angle_base_dim=16),
+        "tiny": dict(latent_dim=16, channels=(96, 192, 288), attention_levels=(False, True, True),
+                     blocks_per_level=2, cond_dim=192, heads=4, ffn_mult=2, vocab_size=256),
+        "tiny_compute": dict(latent_dim=16, channels=(96, 192, 288),
+                             attention_levels=(False, True, True), blocks_per_level=2, cond_dim=192,
+                             heads=4, ffn_mult=2, vocab_size=256),
+        "paper": dict(latent_dim=16, channels=(384, 768, 1152, 1536),
+                      attention_levels=(False, False, True, True), blocks_per_level=2,
+                      cond_dim=768, heads=12, ffn_mult=4, vocab_size=1024),
+    },
+}
+
+
+def denoiser_config(name: str, preset: str = "tiny", **overrides) -> DPDConfig | UNetConfig:
+    """The config of denoiser ``name`` at ``preset`` with field ``overrides``."""
+    DENOISERS.get(name)  # clear error for an unknown name
+    presets = PRESETS[name]
+    if preset not in presets:
+        raise UserError(f"unknown {name} preset {preset!r}; choose one of: {', '.join(presets)}")
+    fields = json.loads(json.dumps(presets[preset]))  # tuples -> lists, as a config file would be
+    return CONFIG_CLASSES[name].from_dict(fields).replace(**overrides)
+
+
+def build_denoiser(name: str, preset: str = "tiny", **overrides) -> nn.Module:
+    """A freshly initialised denoiser ``name`` (``dpd`` | ``unet``) at ``preset``."""
+    return DENOISERS.get(name)(denoiser_config(name, preset, **overrides))
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+__all__ = ["DEFAULT_METRIC_ANGLES", "DENOISERS", "DPD", "DPDConfig", "NULL_TOKEN", "PRESETS",
+           "UNet1D", "UNetConfig", "build_denoiser", "count_parameters", "denoiser_config",
+           "overlap_add", "sandglass_widths", "segment", "single_pass_metrics"]

@@ -1,0 +1,153 @@
+"""MeLoDy's dual-path diffusion network (DPD): z_δ [B, L, D], angles [B, L], tokens -> v̂ [B, L, D].
+
+    z_δ ─ Linear(D→H) + angle emb ─ RMSNorm ─ segment (K, hop K/2) ─┐  [B, S, K, H]
+      ┌──────────────────────────────────────────────────────────────┘
+      │ N × dual-path block:
+      │   coarse: mean-merge K → K_i positions, RoFormer along the S segments (rotary self-attention
+      │           + cross-attention to the token memory), repeat back to K, add, RMSNorm
+      │   fine:   2-layer bidirectional SRU (or GRU) along the K positions of each segment,
+      │           FiLM(angle emb + mean token emb), add, RMSNorm
+      └─ overlap-add ─ RMSNorm ─ Linear(H→D) ─ v̂
+
+The merge widths K_i form a "sandglass" (wide at the ends, narrow in the middle, see
+:func:`sandglass_widths`): the coarse path attends over S ∝ L segments, so narrowing it keeps the
+quadratic part small and the network's cost close to linear in L.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..config import Config
+from .conditioning import Conditioning, token_positions
+from .layers import FiLM, RMSNorm, RoFormerBlock
+from .sru import build_bidirectional_rnn
+
+
+@dataclass
+class DPDConfig(Config):
+    latent_dim: int = 16
+    width: int = 192                      # H
+    num_blocks: int = 4                   # N
+    segment_size: int = 32                # K (hop K/2); even
+    merge_widths: tuple[int, ...] = ()    # K_i per block, each dividing K; () = sandglass_widths
+    coarse_layers: int = 1                # RoFormer layers per coarse path
+    heads: int = 4
+    ffn_mult: int = 4
+    rnn_type: str = "sru"                 # fine path: "sru" | "gru"
+    rnn_layers: int = 2
+    rnn_hidden: int = 0                   # state size per direction; 0 = width // 2
+    vocab_size: int = 256                 # semantic-token vocabulary (NULL_TOKEN is extra)
+    angle_base_dim: int = 256
+    angle_interpolation: str = "cossin"   # "cossin" | "slerp"
+
+    def resolved_merge_widths(self) -> tuple[int, ...]:
+        widths = tuple(self.merge_widths) or sandglass_widths(self.segment_size, self.num_blocks)
+        if len(widths) != self.num_blocks:
+            raise ValueError(f"merge_widths has {len(widths)} entries for {self.num_blocks} blocks")
+        if self.segment_size % 2 or any(self.segment_size % k for k in widths):
+            raise ValueError(f"segment_size {self.segment_size} must be even and divisible by every "
+                             f"merge width {widths}")
+        return widths
+
+
+def sandglass_widths(segment_size: int, num_blocks: int) -> tuple[int, ...]:
+    """K_i = K / 2^(d+1), d = the block's distance to the nearer end, floored at 1.
+
+    K = 64, N = 8 -> (32, 16, 8, 4, 4, 8, 16, 32); K = 32, N = 4 -> (16, 8, 8, 16).
+    """
+    return tuple(max(1, segment_size >> (min(i, num_blocks - 1 - i) + 1)) for i in range(num_blocks))
+
+
+def segment(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Half-overlapping segments: x [B, L, C] -> [B, S, size, C], hop = size/2.
+
+    x is zero-padded by one hop on the left and by one hop plus up to hop−1 frames on the right, so
+    every real frame lies in exactly two segments and S = ceil(L / hop) + 1.
+    """
+    hop = size // 2
+    length = x.shape[1]
+    right = hop + (-length) % hop
+    padded = nn.functional.pad(x, (0, 0, hop, right))
+    return padded.unfold(1, size, hop).transpose(2, 3)
+
+
+def overlap_add(segments: torch.Tensor, length: int) -> torch.Tensor:
+    """Inverse of :func:`segment`: [B, S, K, C] -> [B, length, C], averaging the two copies of
+    each frame (so ``overlap_add(segment(x, K), L) == x`` exactly)."""
+    batch, count, size, channels = segments.shape
+    hop = size // 2
+    first, second = segments[:, :, :hop], segments[:, :, hop:]
+    # hop-block j of the padded signal = first half of segment j + second half of segment j−1
+    zero = first.new_zeros(batch, 1, hop, channels)
+    blocks = torch.cat([first, zero], 1) + torch.cat([zero, second], 1)
+    return blocks.flatten(1, 2)[:, hop:hop + length] * 0.5
+
+
+class DualPathBlock(nn.Module):
+    """One coarse + fine pass over segments [B, S, K, H]."""
+
+    def __init__(self, cfg: DPDConfig, merge_width: int):
+        super().__init__()
+        h = cfg.width
+        self.merge_width = merge_width
+        self.coarse = nn.ModuleList(RoFormerBlock(h, cfg.heads, h, cfg.ffn_mult)
+                                    for _ in range(cfg.coarse_layers))
+        self.coarse_norm = RMSNorm(h)
+        hidden = cfg.rnn_hidden or h // 2
+        self.rnn = build_bidirectional_rnn(cfg.rnn_type, h, hidden, cfg.rnn_layers)
+        self.rnn_out = nn.Linear(2 * hidden, h)
+        self.film = FiLM(h, h)
+        self.fine_norm = RMSNorm(h)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, memory: torch.Tensor,
+                q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
+        """x [B, S, K, H]; cond [B, L, H] per-frame FiLM input; memory [B, T, H]; q_pos [S]; k_pos [T].
+
+        FiLM's projection runs once per frame and is then segmented like x (half the work of
+        projecting every segment position)."""
+        b, s, k, h = x.shape
+        kw = self.merge_width
+        merged = x.unflatten(2, (kw, k // kw)).mean(3)                 # [B, S, K_i, H]
+        seq = merged.transpose(1, 2).reshape(b * kw, s, h)             # along segments
+        out = seq
+        for layer in self.coarse:
+            out = layer(out, memory, q_pos, k_pos)
+        delta = (out - seq).reshape(b, kw, s, h).transpose(1, 2)       # [B, S, K_i, H]
+        x = self.coarse_norm(x + delta.repeat_interleave(k // kw, dim=2))
+
+        fine = self.rnn_out(self.rnn(x.reshape(b * s, k, h))).reshape(b, s, k, h)
+        film_params = segment(self.film.proj(cond), k)                # [B, S, K, 2H]
+        return self.fine_norm(x + FiLM.modulate(fine, film_params))
+
+
+class DPD(nn.Module):
+    """The dual-path denoiser; see the module docstring. ``DPD(DPDConfig(...))``."""
+
+    def __init__(self, cfg: DPDConfig):
+        super().__init__()
+        self.config = cfg
+        h = cfg.width
+        self.conditioning = Conditioning(h, cfg.vocab_size, cfg.angle_base_dim, cfg.angle_interpolation)
+        self.in_proj = nn.Linear(cfg.latent_dim, h)
+        self.in_norm = RMSNorm(h)
+        self.blocks = nn.ModuleList(DualPathBlock(cfg, kw) for kw in cfg.resolved_merge_widths())
+        self.out_norm = RMSNorm(h)
+        self.out_proj = nn.Linear(h, cfg.latent_dim)
+
+    def forward(self, z_noisy: torch.Tensor, angles: torch.Tensor,
+                tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """z_noisy [B, L, D], angles [B, L] radians, tokens [B, T] long | None -> v̂ [B, L, D]."""
+        _, length, _ = z_noisy.shape
+        size = self.config.segment_size
+        angle_emb, memory, memory_mean = self.conditioning(angles, tokens)
+        x = self.in_norm(self.in_proj(z_noisy) + angle_emb)
+        segments = segment(x, size)
+        cond = angle_emb + memory_mean[:, None, :]
+        q_pos = torch.arange(segments.shape[1], device=x.device, dtype=torch.float32)
+        k_pos = token_positions(memory.shape[1], length, size // 2, device=x.device)
+        for block in self.blocks:
+            segments = block(segments, cond, memory, q_pos, k_pos)
+        return self.out_proj(self.out_norm(overlap_add(segments, length)))

@@ -1,0 +1,134 @@
+"""Building blocks shared by both denoisers: RMSNorm, rotary attention, FiLM, a RoFormer block.
+
+Shapes: sequences are ``[B, N, C]`` (batch, positions, channels). Rotary positions are *float*
+tensors ``[N]`` in a unit the caller chooses, so a query sequence and a key sequence sampled at
+different rates (segments vs. 25 Hz semantic tokens) can share one time axis: the attention logit
+between a query at position p and a key at position q then depends on p − q only.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class RMSNorm(nn.Module):
+    """``x / rms(x) * g`` over the last dimension (no mean subtraction, no bias)."""
+
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotary position embedding (RoFormer, Su et al. 2021) for heads of size ``head_dim``."""
+
+    def __init__(self, head_dim: int, base: float = 10000.0):
+        super().__init__()
+        if head_dim % 2:
+            raise ValueError(f"rotary embedding needs an even head size, got {head_dim}")
+        inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    def forward(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """positions [N] (float) -> (cos, sin), each [N, head_dim]."""
+        angles = positions.to(self.inv_freq.dtype)[:, None] * self.inv_freq[None, :]
+        angles = torch.cat([angles, angles], dim=-1)
+        return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate ``x [B, heads, N, head_dim]`` by the angles behind ``cos, sin [N, head_dim]``."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos.to(x.dtype) + rotated * sin.to(x.dtype)
+
+
+class Attention(nn.Module):
+    """Multi-head attention with rotary positions on ``F.scaled_dot_product_attention``.
+
+    Self-attention when ``context`` is None, otherwise cross-attention from ``x [B, N, dim]`` to
+    ``context [B, M, context_dim]``. ``q_pos [N]`` / ``k_pos [M]`` are float positions on a shared
+    axis (None: no rotary for that side's attention, i.e. content-only attention).
+    """
+
+    def __init__(self, dim: int, heads: int, context_dim: int | None = None):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"width {dim} is not divisible by {heads} heads")
+        self.heads, self.head_dim = heads, dim // heads
+        self.to_q = nn.Linear(dim, dim, bias=False)
+        self.to_kv = nn.Linear(context_dim or dim, 2 * dim, bias=False)
+        self.to_out = nn.Linear(dim, dim, bias=False)
+        self.rotary = RotaryEmbedding(self.head_dim)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:  # [B, N, dim] -> [B, heads, N, head_dim]
+        return x.unflatten(-1, (self.heads, self.head_dim)).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                q_pos: torch.Tensor | None = None, k_pos: torch.Tensor | None = None) -> torch.Tensor:
+        source = x if context is None else context
+        q = self._split(self.to_q(x))
+        k, v = (self._split(t) for t in self.to_kv(source).chunk(2, dim=-1))
+        if q_pos is not None:
+            k_pos = q_pos if context is None else k_pos
+            q = apply_rotary(q, *self.rotary(q_pos))
+            k = apply_rotary(k, *self.rotary(k_pos))
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.to_out(out.transpose(1, 2).flatten(2))
+
+
+class FiLM(nn.Module):
+    """Feature-wise linear modulation: ``x * (1 + scale(c)) + shift(c)``."""
+
+    def __init__(self, cond_dim: int, dim: int):
+        super().__init__()
+        self.proj = nn.Linear(cond_dim, 2 * dim)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """x [..., dim]; cond [..., cond_dim] broadcastable to x's leading dims."""
+        return self.modulate(x, self.proj(cond))
+
+    @staticmethod
+    def modulate(x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """Apply precomputed ``params = proj(cond)`` [..., 2·dim] (e.g. computed per frame once and
+        then rearranged like x)."""
+        scale, shift = params.chunk(2, dim=-1)
+        return torch.addcmul(shift, x, 1 + scale)
+
+
+class FeedForward(nn.Sequential):
+    """Position-wise MLP ``dim -> mult·dim -> dim`` with GELU."""
+
+    def __init__(self, dim: int, mult: int = 4):
+        super().__init__(nn.Linear(dim, mult * dim), nn.GELU(), nn.Linear(mult * dim, dim))
+
+
+class RoFormerBlock(nn.Module):
+    """Pre-norm transformer layer: rotary self-attention, cross-attention to tokens, feed-forward.
+
+    x [B·G, N, dim] is G independent sequences per example (DPD: one per merged position inside a
+    segment; U-Net: G = 1); memory [B, M, context_dim]. Self-attention runs along N within each
+    sequence; cross-attention treats an example's G·N queries as one set, so the token memory is
+    projected once per example instead of G times. q_pos [N], k_pos [M] as in :class:`Attention`.
+    """
+
+    def __init__(self, dim: int, heads: int, context_dim: int, ffn_mult: int = 4):
+        super().__init__()
+        self.norm_self, self.norm_cross, self.norm_ffn = RMSNorm(dim), RMSNorm(dim), RMSNorm(dim)
+        self.self_attn = Attention(dim, heads)
+        self.cross_attn = Attention(dim, heads, context_dim=context_dim)
+        self.ffn = FeedForward(dim, ffn_mult)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, q_pos: torch.Tensor,
+                k_pos: torch.Tensor) -> torch.Tensor:
+        x = x + self.self_attn(self.norm_self(x), q_pos=q_pos)
+        groups = x.shape[0] // memory.shape[0]
+        queries = self.norm_cross(x).reshape(memory.shape[0], groups * x.shape[1], x.shape[2])
+        cross = self.cross_attn(queries, memory, q_pos=q_pos.repeat(groups), k_pos=k_pos)
+        x = x + cross.reshape(x.shape)
+        return x + self.ffn(self.norm_ffn(x))

@@ -1,0 +1,167 @@
+"""A hand-written bidirectional SRU (Lei et al., "Simple Recurrent Units for Highly Parallelizable
+Recurrence", EMNLP 2018) — the fine path of MeLoDy's dual-path blocks — and the GRU alternative.
+
+Per layer and direction, with x_t the input and c_t the cell state:
+
+    x̃_t, f̃_t, r̃_t, x'_t = W x_t                   (one matmul for the whole sequence)
+    f_t = σ(f̃_t + v_f ⊙ c_{t−1} + b_f)               (forget gate)
+    r_t = σ(r̃_t + v_r ⊙ c_{t−1} + b_r)               (reset / highway gate)
+    c_t = f_t ⊙ c_{t−1} + (1 − f_t) ⊙ x̃_t
+    h_t = r_t ⊙ c_t + (1 − r_t) ⊙ x'_t                (highway: x'_t projects x_t to the state width)
+
+Only the four elementwise lines depend on t. So all matmuls run for every time step, both
+directions and the whole batch in a single ``nn.Linear`` call, and the loop over t touches
+``[N, 2·hidden]`` tensors only. Both directions share that loop: the backward direction's gate
+pre-activations are flipped in time and concatenated on the channel axis, because the recurrence
+is elementwise. The loop is TorchScript-compiled (no Python overhead per step in the forward).
+Shapes: ``x [N, T, in_dim] -> [N, T, 2·hidden]``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+RNN_TYPES = ("sru", "gru")
+
+
+@torch.jit.script
+def _forget_scan(x_tilde: torch.Tensor, f_pre: torch.Tensor, v_f: torch.Tensor, reverse: bool):
+    """c_t = f_t ⊙ (c_{t−1} − x̃_t) + x̃_t with f_t = σ(f̃_t + v_f ⊙ c_{t−1}); inputs [T, N, C].
+
+    ``reverse`` runs from t = T−1 down to 0 (the backward direction; "t−1" is then t+1).
+    Returns (c, f), each [T, N, C] in time order.
+    """
+    c = torch.zeros_like(x_tilde[0])
+    states, gates = [], []
+    steps = x_tilde.shape[0]
+    for i in range(steps):
+        t = steps - 1 - i if reverse else i
+        f = torch.sigmoid(torch.addcmul(f_pre[t], v_f, c))
+        c = torch.addcmul(x_tilde[t], f, c - x_tilde[t])
+        states.append(c)
+        gates.append(f)
+    if reverse:
+        states.reverse()
+        gates.reverse()
+    return torch.stack(states), torch.stack(gates)
+
+
+@torch.jit.script
+def _gradient_scan(grad: torch.Tensor, decay: torch.Tensor, reverse: bool) -> torch.Tensor:
+    """dL/dc_t = grad_t + decay_{t+1} ⊙ dL/dc_{t+1}, run against the direction of the forward
+    scan (``reverse`` as in :func:`_forget_scan`); inputs [T, N, C]."""
+    total = torch.zeros_like(grad[0])
+    out = []
+    steps = grad.shape[0]
+    for i in range(steps):
+        t = i if reverse else steps - 1 - i
+        total = grad[t] + total
+        out.append(total)
+        total = total * decay[t]
+    if not reverse:
+        out.reverse()
+    return torch.stack(out)
+
+
+def _shift(x: torch.Tensor, reverse: bool, back: bool = True) -> torch.Tensor:
+    """x_{t−1} (``back``) or x_{t+1} in the scan's own direction, zero beyond the ends; [T, N, C]."""
+    zero = torch.zeros_like(x[:1])
+    if back != reverse:
+        return torch.cat([zero, x[:-1]])
+    return torch.cat([x[1:], zero])
+
+
+class SRUFunction(torch.autograd.Function):
+    """Everything of a bidirectional SRU layer after its matmul, with a hand-written backward.
+
+    apply(u [8, T, N, H], v [2, 2, H]) -> h [T, N, 2H] (forward-direction states, then backward).
+    u[4·d + k] holds direction d's x̃, f̃, r̃, x' (k = 0…3); v[d] = (v_f, v_r). Autograd
+    through the per-step loop would record every step's ops and replay them one by one; here the
+    gradient of the recurrence is a 2-op reverse scan and all else is whole-sequence elementwise.
+    """
+
+    @staticmethod
+    def forward(ctx, u, v):
+        outputs, saved = [], []
+        for d, reverse in ((0, False), (1, True)):
+            x_tilde, f_pre, r_pre, highway = u[4 * d: 4 * d + 4]
+            c, f = _forget_scan(x_tilde, f_pre, v[d, 0], reverse)
+            r = torch.sigmoid(torch.addcmul(r_pre, v[d, 1], _shift(c, reverse)))
+            outputs.append(torch.addcmul(highway, r, c - highway))  # r ⊙ c + (1 − r) ⊙ x'
+            saved += [c, f, r]
+        ctx.save_for_backward(u, v, *saved)
+        return torch.cat(outputs, dim=-1)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_h):
+        u, v, *saved = ctx.saved_tensors
+        grad_u, grad_v = torch.empty_like(u), torch.empty_like(v)
+        for d, (reverse, g) in enumerate(zip((False, True), grad_h.chunk(2, dim=-1))):
+            c, f, r = saved[3 * d: 3 * d + 3]
+            x_tilde, _, _, highway = u[4 * d: 4 * d + 4]
+            v_f, v_r = v[d]
+            c_prev = _shift(c, reverse)
+            grad_r_pre = g * (c - highway) * r * (1 - r)
+            # c_t reaches the loss through h_t directly and through the gate r_{t+1}
+            grad_c = g * r + _shift(grad_r_pre, reverse, back=False) * v_r
+            d_f_pre = (c_prev - x_tilde) * f * (1 - f)            # ∂c_t/∂f̃_t
+            decay = f + d_f_pre * v_f                               # ∂c_t/∂c_{t−1} inside the scan
+            grad_total = _gradient_scan(grad_c, decay, reverse)     # dL/dc_t through all later steps
+            grad_f_pre = grad_total * d_f_pre
+            for k, grad in enumerate((grad_total * (1 - f), grad_f_pre, grad_r_pre, g * (1 - r))):
+                grad_u[4 * d + k] = grad
+            grad_v[d, 0] = (grad_f_pre * c_prev).sum((0, 1))
+            grad_v[d, 1] = (grad_r_pre * c_prev).sum((0, 1))
+        return grad_u, grad_v
+
+
+class SRULayer(nn.Module):
+    """One bidirectional SRU layer, time-first: [T, N, in_dim] -> [T, N, 2·hidden]."""
+
+    def __init__(self, in_dim: int, hidden: int):
+        super().__init__()
+        self.hidden = hidden
+        # One matmul yields, for every step and both directions, x̃, f̃, r̃ and x' (the highway
+        # projection of x): output column block 4·d + k is direction d (0 fwd, 1 bwd), output k.
+        self.proj = nn.Linear(in_dim, 8 * hidden)
+        self.v = nn.Parameter(torch.empty(2, 2, hidden).uniform_(-0.5, 0.5))  # [direction, (v_f, v_r)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u = self.proj(x).unflatten(-1, (8, self.hidden)).permute(2, 0, 1, 3).contiguous()
+        return SRUFunction.apply(u, self.v)                     # u: [8, T, N, hidden]
+
+
+class BiSRU(nn.Module):
+    """A stack of bidirectional SRU layers: [N, T, in_dim] -> [N, T, 2·hidden]."""
+
+    def __init__(self, in_dim: int, hidden: int, num_layers: int = 2):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            SRULayer(in_dim if i == 0 else 2 * hidden, hidden) for i in range(num_layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.transpose(0, 1)  # time first: each step of the scan reads contiguous rows
+        for layer in self.layers:
+            x = layer(x)
+        return x.transpose(0, 1)
+
+
+class BiGRU(nn.Module):
+    """``nn.GRU`` (bidirectional, batch-first) with the same call signature as :class:`BiSRU`."""
+
+    def __init__(self, in_dim: int, hidden: int, num_layers: int = 2):
+        super().__init__()
+        self.gru = nn.GRU(in_dim, hidden, num_layers, batch_first=True, bidirectional=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gru(x)[0]
+
+
+def build_bidirectional_rnn(rnn_type: str, in_dim: int, hidden: int, num_layers: int = 2) -> nn.Module:
+    """``"sru"`` or ``"gru"``: [N, T, in_dim] -> [N, T, 2·hidden]."""
+    if rnn_type == "sru":
+        return BiSRU(in_dim, hidden, num_layers)
+    if rnn_type == "gru":
+        return BiGRU(in_dim, hidden, num_layers)
+    raise ValueError(f"unknown fine-path RNN {rnn_type!r}; choose one of {', '.join(RNN_TYPES)}")

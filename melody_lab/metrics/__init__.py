@@ -1,0 +1,20 @@
+"""Evaluation metrics: FAD / FAD∞ with named embedders, CLAP score, MCC, attribute accuracy, RTF, CIs.
+
+See docs/metrics.md. Rule: every FAD is reported with its embedder, its reference set and n.
+"""
+from . import adapters  # noqa: F401  (registers "vggish" and "laion_clap"; imports nothing optional)
+from .attributes import (AttributeAccuracy, AttributeProbe, attribute_prompts, fit_attribute_probes,
+                         probe_attribute_accuracy, zero_shot_attribute_accuracy)
+from .clap_score import TextAudioScore, clap_score, mulan_cycle_consistency, text_audio_cosines
+from .embedders import EMBEDDERS, Embedder, FeatureEmbedder, build_embedder
+from .fad import FADInfinityResult, FADResult, embedding_statistics, fad, fad_infinity, frechet_distance
+from .rtf import RTFResult, StageTimer, measure_rtf
+from .stats import ConfidenceInterval, bootstrap_fad_ci, bootstrap_mean_ci
+
+__all__ = [
+    "AttributeAccuracy", "AttributeProbe", "ConfidenceInterval", "EMBEDDERS", "Embedder", "FADInfinityResult",
+    "FADResult", "FeatureEmbedder", "RTFResult", "StageTimer", "TextAudioScore", "attribute_prompts",
+    "bootstrap_fad_ci", "bootstrap_mean_ci", "build_embedder", "clap_score", "embedding_statistics", "fad",
+    "fad_infinity", "fit_attribute_probes", "frechet_distance", "measure_rtf", "mulan_cycle_consistency",
+    "probe_attribute_accuracy", "text_audio_cosines", "zero_shot_attribute_accuracy",
+]

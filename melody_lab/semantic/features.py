@@ -1,0 +1,97 @@
+"""Frame features for the semantic tokenizer, one frame per token (paper: 25 Hz).
+
+Default ``mel_chroma_onset`` — offline, no learnt weights, and one block per musical dimension:
+
+* **log-mel** (timbre, register, loudness): ``n_mels`` bands of a 128 ms STFT;
+* **chroma** (pitch class / harmony): STFT power folded onto 12 pitch classes between
+  ``chroma_fmin`` and ``chroma_fmax`` with a soft (Gaussian, 0.5-semitone) assignment, normalised to
+  a maximum of 1 per frame, so a C-major triad in any octave or instrument looks alike;
+* **onset strength** (rhythm): spectral flux of a 4× finer log-mel (10 ms at 16 kHz), reduced to
+  its mean and max within each token frame, so note attacks inside a 40 ms frame are not lost.
+
+Frame ``i`` is centred on sample ``i · hop``; ``T`` samples give ``ceil(T / hop)`` frames.
+An SSL model (HuBERT / MERT / wav2vec2-style) from a *local* folder can replace these features
+(``SSLFeatures``): its hidden states of one layer are average-pooled to the token rate.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..audio import mel_filterbank, resample, stft_magnitude
+from ..errors import UserError
+
+
+def num_frames(num_samples: int, hop: int) -> int:
+    """Tokens for ``num_samples`` of audio: ``ceil(T / hop)`` (5 s at 16 kHz, hop 640 → 125)."""
+    return max(1, math.ceil(num_samples / hop))
+
+
+@lru_cache(maxsize=8)
+def chroma_filterbank(sample_rate: int, n_fft: int, fmin: float, fmax: float) -> torch.Tensor:
+    """``[12, n_fft//2 + 1]`` soft pitch-class weights (class 0 = C)."""
+    freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+    valid = (freqs >= fmin) & (freqs <= fmax)
+    midi = 69 + 12 * np.log2(np.maximum(freqs, 1e-6) / 440.0)
+    diff = (midi[None, :] - np.arange(12)[:, None]) % 12  # distance to each class, circular
+    diff = np.minimum(diff, 12 - diff)
+    weights = np.exp(-0.5 * (diff / 0.5) ** 2) * valid[None]
+    return torch.from_numpy(weights.astype(np.float32))
+
+
+def mel_chroma_onset(audio: torch.Tensor, sample_rate: int, hop: int, n_fft: int, n_mels: int,
+                     chroma_fmin: float, chroma_fmax: float) -> torch.Tensor:
+    """Audio ``[B, T]`` → features ``[B, ceil(T / hop), n_mels + 12 + 2]`` (unstandardised)."""
+    if audio.dim() == 1:
+        audio = audio[None]
+    audio = audio.float()
+    n = num_frames(audio.shape[-1], hop)
+    if audio.shape[-1] < n_fft:  # very short input: pad so the STFT has a full window
+        audio = F.pad(audio, (0, n_fft - audio.shape[-1]))
+    mag = stft_magnitude(audio, n_fft, hop)[..., :n]  # [B, bins, n]
+    mel = torch.log(torch.clamp(mel_filterbank(sample_rate, n_fft, n_mels) @ mag, min=1e-5))
+    chroma = chroma_filterbank(sample_rate, n_fft, chroma_fmin, chroma_fmax) @ mag**2
+    chroma = chroma / chroma.amax(dim=1, keepdim=True).clamp(min=1e-8)
+    fine_hop = hop // 4
+    fine_fft = max(256, n_fft // 4)
+    fine = stft_magnitude(audio, fine_fft, fine_hop)
+    fine = torch.log(torch.clamp(mel_filterbank(sample_rate, fine_fft, 32) @ fine, min=1e-5))
+    flux = F.relu(fine[..., 1:] - fine[..., :-1]).mean(1)  # [B, fine frames - 1]
+    flux = F.pad(flux, (3, 4 * n + 4))  # frame 4i spans fine frames 4i-2 .. 4i+1
+    windows = flux[:, : 4 * n].reshape(len(flux), n, 4)
+    onset = torch.stack([windows.mean(-1), windows.amax(-1)], dim=1)  # [B, 2, n]
+    return torch.cat([mel, chroma, onset], dim=1).transpose(1, 2)
+
+
+class SSLFeatures:
+    """Hidden states of one layer of a local transformers audio model, pooled to the token rate.
+
+    ``path`` is a folder with ``config.json`` + weights (e.g. a HuBERT or MERT checkpoint the user
+    downloaded); it is loaded with ``local_files_only=True`` and ``trust_remote_code=False``.
+    """
+
+    def __init__(self, path: str, layer: int, model_sample_rate: int):
+        os_env = __import__("os").environ
+        os_env["HF_HUB_OFFLINE"] = "1"
+        try:
+            from transformers import AutoModel
+            self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+        except (OSError, ValueError) as err:
+            raise UserError(f"cannot load an SSL model from local folder {path!r}: {err}") from err
+        self.layer, self.model_sample_rate = layer, model_sample_rate
+        self.dim = int(self.model.config.hidden_size)
+
+    @torch.no_grad()
+    def __call__(self, audio: torch.Tensor, sample_rate: int, hop: int) -> torch.Tensor:
+        if audio.dim() == 1:
+            audio = audio[None]
+        n = num_frames(audio.shape[-1], hop)
+        x = np.stack([resample(a.numpy(), sample_rate, self.model_sample_rate) for a in audio])
+        x = torch.from_numpy(x).float()
+        x = (x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True).clamp(min=1e-5)
+        states = self.model(x, output_hidden_states=True).hidden_states[self.layer]  # [B, L, H]
+        return F.adaptive_avg_pool1d(states.transpose(1, 2), n).transpose(1, 2)

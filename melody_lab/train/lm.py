@@ -1,0 +1,186 @@
+"""``melody-lab train lm``: the semantic LM on cached (MuLan codes, semantic tokens) pairs.
+
+Before training, every train/valid clip is tokenized once and its MuLan codes computed twice —
+from the clip's audio embedding and from its caption's text embedding — and cached in
+``OUT/cache/<split>.safetensors`` (reused while the MuLan and tokenizer checkpoints are the same).
+Each training example uses the caption codes with probability ``text_prob`` and the audio codes
+otherwise: at generation time the codes come from a text prompt, so the LM must know both sides
+of MuLan's modality gap. Validation reports perplexity (exp of the mean token cross-entropy)
+with audio codes and with caption codes, next to the unigram baseline fitted on the train tokens.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..config import Config
+from ..errors import UserError
+from ..semantic.lm import LM_PRESETS, SemanticLM
+from ..semantic.mulan import MuLan
+from ..semantic.rvq import ResidualVQ
+from ..semantic.tokenizer import SemanticTokenizer
+from .checkpoint import atomic_write_text, latest_checkpoint
+from .loop import run_training
+from .semantic_common import add_common_args, add_loop_args, load_split, loop_config, lr_at, set_lr
+
+
+@dataclass
+class LMTrainConfig(Config):
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    text_prob: float = 0.5
+    steps: int = 3000
+    val_every: int = 250
+
+
+LM_TRAIN_PRESETS = {
+    "micro": LMTrainConfig(batch_size=8, lr=3e-3, warmup_steps=10, steps=100, val_every=50),
+    "tiny": LMTrainConfig(),
+    "paper": LMTrainConfig(batch_size=256, lr=3e-4, warmup_steps=2000, steps=300_000,
+                           val_every=5000),
+}
+
+
+def _source_name(path: Path) -> str:
+    ckpt = latest_checkpoint(path) if (path / "latest").exists() else None
+    return str((ckpt or path).resolve())
+
+
+@torch.no_grad()
+def build_cache(data, split: str, mulan_dir: Path, tokenizer_dir: Path, cache_dir: Path,
+                batch: int = 32) -> dict[str, torch.Tensor]:
+    """``tokens [N, T]``, ``audio_codes [N, L]``, ``text_codes [N, L]`` of a split (cached)."""
+    meta = {"data": str(Path(data).resolve()), "split": split,
+            "mulan": _source_name(mulan_dir), "tokenizer": _source_name(tokenizer_dir)}
+    path, meta_path = cache_dir / f"{split}.safetensors", cache_dir / f"{split}.json"
+    if path.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == meta:
+        return load_file(str(path))
+    mulan, tokenizer = MuLan.from_pretrained(mulan_dir), SemanticTokenizer.from_pretrained(tokenizer_dir)
+    rvq = ResidualVQ.from_pretrained(mulan_dir / "rvq")
+    clips = load_split(data, split, tokenizer.config.sample_rate)
+    tokens, audio_codes = [], []
+    for i in range(0, len(clips.audio), batch):
+        chunk = clips.audio[i: i + batch]
+        tokens.append(tokenizer.tokenize(chunk))
+        audio_codes.append(rvq.quantize(mulan.embed_audio(chunk)))
+    text_codes = rvq.quantize(mulan.embed_text(clips.captions))
+    out = {"tokens": torch.cat(tokens), "audio_codes": torch.cat(audio_codes),
+           "text_codes": text_codes}
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    save_file(out, str(tmp))
+    tmp.replace(path)
+    atomic_write_text(meta_path, json.dumps(meta, indent=2))
+    return out
+
+
+def unigram_cross_entropy(train_tokens: torch.Tensor, eval_tokens: torch.Tensor, vocab: int) -> float:
+    """Nats per token of ``eval_tokens`` under add-one-smoothed train token frequencies."""
+    counts = torch.bincount(train_tokens.flatten(), minlength=vocab).double() + 1
+    logp = (counts / counts.sum()).log()
+    return -logp[eval_tokens.flatten()].mean().item()
+
+
+class LMTask:
+    """A :class:`~melody_lab.train.loop.TrainTask` for the semantic LM."""
+
+    name = "lm"
+
+    def __init__(self, model: SemanticLM, cfg: LMTrainConfig, train: dict, valid: dict,
+                 total_steps: int):
+        self.model, self.cfg, self.train, self.valid, self.total = model, cfg, train, valid, total_steps
+        self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                     betas=(0.9, 0.95))
+        self.unigram = unigram_cross_entropy(train["tokens"], valid["tokens"],
+                                             model.config.semantic_vocab)
+
+    def modules(self):
+        return {"lm": self.model}
+
+    def optimizers(self):
+        return {"opt": self.opt}
+
+    def _crop(self, tokens: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+        t = self.model.config.max_tokens
+        return torch.stack([row[s: s + t] for row, s in zip(tokens, starts)])
+
+    def train_step(self, step: int, generator: torch.Generator) -> dict[str, float]:
+        tokens = self.train["tokens"]
+        idx = torch.randperm(len(tokens), generator=generator)[: self.cfg.batch_size]
+        span = max(0, tokens.shape[1] - self.model.config.max_tokens)
+        starts = torch.randint(0, span + 1, (len(idx),), generator=generator)
+        use_text = torch.rand(len(idx), generator=generator) < self.cfg.text_prob
+        codes = torch.where(use_text[:, None], self.train["text_codes"][idx],
+                            self.train["audio_codes"][idx])
+        loss = self.model.loss(codes, self._crop(tokens[idx], starts))
+        set_lr(self.opt, lr_at(step, self.cfg.lr, self.cfg.warmup_steps, self.total))
+        self.opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        return {"loss": loss.item()}
+
+    def _nll(self, codes_key: str) -> float:
+        tokens = self.valid["tokens"][:, : self.model.config.max_tokens]
+        total = 0.0
+        for i in range(0, len(tokens), 64):
+            total += self.model.loss(self.valid[codes_key][i: i + 64], tokens[i: i + 64]).item() \
+                * len(tokens[i: i + 64])
+        return total / len(tokens)
+
+    def validate(self) -> dict[str, float]:
+        audio, text = self._nll("audio_codes"), self._nll("text_codes")
+        return {"nll": audio, "ppl": math.exp(audio), "ppl_text_codes": math.exp(text),
+                "ppl_unigram": math.exp(self.unigram)}
+
+
+def train_lm(preset: str, data, out, mulan_dir, tokenizer_dir, args=None) -> dict:
+    """Cache tokens/codes, then train (or resume) the LM of ``preset`` into ``out``."""
+    from argparse import Namespace
+
+    args = args or Namespace(max_steps=None, max_minutes=None, no_progress=True, seed=0)
+    out, mulan_dir, tokenizer_dir = Path(out), Path(mulan_dir), Path(tokenizer_dir)
+    if not (mulan_dir / "rvq" / "config.json").is_file():
+        raise UserError(f"{mulan_dir} has no rvq/ folder: train MuLan with `melody-lab train "
+                        f"mulan` (it fits the RVQ at the end)")
+    train = build_cache(data, "train", mulan_dir, tokenizer_dir, out / "cache")
+    valid = build_cache(data, "valid", mulan_dir, tokenizer_dir, out / "cache")
+    rvq = ResidualVQ.from_pretrained(mulan_dir / "rvq")
+    vocab = SemanticTokenizer.from_pretrained(tokenizer_dir).config.vocab_size
+    cfg = LM_PRESETS[preset].replace(
+        semantic_vocab=vocab, mulan_levels=rvq.config.levels,
+        mulan_codebook_size=rvq.config.codebook_size,
+        max_tokens=min(LM_PRESETS[preset].max_tokens, train["tokens"].shape[1]))
+    tcfg = LM_TRAIN_PRESETS[preset]
+    loop = loop_config(args, tcfg.steps, tcfg.val_every)
+    torch.manual_seed(args.seed)
+    model = SemanticLM(cfg)
+    task = LMTask(model, tcfg, train, valid, total_steps=loop.max_steps)
+    record = {"model": cfg.to_dict(), "train": tcfg.to_dict(), "preset": preset,
+              "mulan": str(mulan_dir.resolve()), "tokenizer": str(tokenizer_dir.resolve())}
+    return run_training(task, out, loop, record)
+
+
+def register_cli(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "lm", help="train the semantic LM (MuLan codes → semantic tokens)",
+        description="Train the LLaMA-style semantic LM on a built corpus, tokenized with a trained "
+        "tokenizer and conditioned on the codes of a trained MuLan + RVQ.")
+    add_common_args(parser, list(LM_PRESETS))
+    parser.add_argument("--mulan", required=True, help="MuLan run folder (with rvq/) or export")
+    parser.add_argument("--tokenizer", required=True, help="tokenizer run folder or export")
+    add_loop_args(parser)
+
+    def run(args) -> int:
+        state = train_lm(args.preset, args.data, args.out, args.mulan, args.tokenizer, args)
+        print(f"lm: step {state['step']}, validation {state.get('val', {})}")
+        return 0
+
+    parser.set_defaults(func=run)

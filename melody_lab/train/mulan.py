@@ -1,0 +1,159 @@
+"""``melody-lab train mulan``: contrastive MuLan training, then the RVQ of its embeddings.
+
+The audio side is cached as log-mels (the mel transform has no parameters) and the frozen text
+tower's MiniLM features are computed once per distinct caption, so a step costs only the audio
+tower, the text projection and the loss. Each step draws a batch of clips and a random crop of
+``crop_seconds`` from each, with the loop's per-step generator (exact resume).
+
+When training stops (finished or out of time), the RVQ is fitted by k-means on the train-split
+embeddings — audio and caption embeddings pooled, so that codes of a text prompt (inference)
+and of a clip (LM training) come from one codebook — and written to ``OUT/rvq/``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..config import Config
+from ..semantic.mulan import MULAN_PRESETS, MuLan
+from ..semantic.retrieval import retrieval_metrics
+from ..semantic.rvq import ResidualVQ
+from ..semantic.text_tower import encode_captions
+from .loop import run_training
+from .semantic_common import (Split, add_common_args, add_loop_args, load_split, loop_config,
+                              lr_at, set_lr)
+
+
+@dataclass
+class MuLanTrainConfig(Config):
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    crop_seconds: float = 4.0
+    steps: int = 3000  # default --max-steps (also the length of the cosine schedule)
+    val_every: int = 250
+
+
+MULAN_TRAIN_PRESETS = {
+    "micro": MuLanTrainConfig(batch_size=16, lr=3e-3, warmup_steps=10, crop_seconds=1.5,
+                              steps=150, val_every=50),
+    "tiny": MuLanTrainConfig(),
+    "paper": MuLanTrainConfig(batch_size=512, lr=3e-4, warmup_steps=2000, crop_seconds=10.0,
+                              steps=200_000, val_every=2000),
+}
+
+
+def caption_index(captions: list[str]) -> tuple[list[str], torch.Tensor]:
+    """Distinct captions (first-seen order) and the index of each clip's caption ``[N]``."""
+    unique = list(dict.fromkeys(captions))
+    lookup = {c: i for i, c in enumerate(unique)}
+    return unique, torch.tensor([lookup[c] for c in captions])
+
+
+@torch.no_grad()
+def cached_mels(model: MuLan, audio: torch.Tensor, batch: int = 64) -> torch.Tensor:
+    return torch.cat([model.mel(audio[i: i + batch]) for i in range(0, len(audio), batch)])
+
+
+class MuLanTask:
+    """A :class:`~melody_lab.train.loop.TrainTask` for MuLan."""
+
+    name = "mulan"
+
+    def __init__(self, model: MuLan, cfg: MuLanTrainConfig, train: Split, valid: Split,
+                 total_steps: int):
+        self.model, self.cfg, self.total = model, cfg, total_steps
+        self.mels = cached_mels(model, train.audio)  # [N, n_mels, frames]
+        with torch.no_grad():
+            flat = self.mels.transpose(1, 2).reshape(-1, self.mels.shape[1])
+            model.audio_tower.mel_mean.copy_(flat.mean(0)[:, None])
+            model.audio_tower.mel_std.copy_(flat.std(0).clamp(min=1e-3)[:, None])
+        unique, self.cap_idx = caption_index(train.captions)
+        self.text_feats = encode_captions(unique)  # the text-tower cache: [U, 384]
+        self.val_mels = cached_mels(model, valid.audio)
+        val_unique, self.val_cap_idx = caption_index(valid.captions)
+        self.val_text_feats = encode_captions(val_unique)
+        c = model.config
+        self.crop = min(self.mels.shape[-1], int(cfg.crop_seconds * c.sample_rate / c.hop_length))
+        self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def modules(self):
+        return {"mulan": self.model}
+
+    def optimizers(self):
+        return {"opt": self.opt}
+
+    def train_step(self, step: int, generator: torch.Generator) -> dict[str, float]:
+        n, frames = len(self.mels), self.mels.shape[-1]
+        idx = torch.randperm(n, generator=generator)[: self.cfg.batch_size]
+        starts = torch.randint(0, frames - self.crop + 1, (len(idx),), generator=generator)
+        mel = torch.stack([self.mels[i, :, s: s + self.crop] for i, s in zip(idx, starts)])
+        caps = self.cap_idx[idx]
+        audio_emb = self.model.embed_mel(mel)
+        text_emb = self.model.embed_sentence_features(self.text_feats[caps])
+        loss = self.model.contrastive_loss(audio_emb, text_emb, caps)
+        set_lr(self.opt, lr_at(step, self.cfg.lr, self.cfg.warmup_steps, self.total))
+        self.opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        return {"loss": loss.item(), "temp": 1 / self.model.log_inv_temperature.exp().item()}
+
+    def embed_split(self, mels: torch.Tensor, feats: torch.Tensor, cap_idx: torch.Tensor):
+        audio = torch.cat([self.model.embed_mel(mels[i: i + 64]) for i in range(0, len(mels), 64)])
+        return self.model.embed_sentence_features(feats)[cap_idx], audio
+
+    def validate(self) -> dict[str, float]:
+        text, audio = self.embed_split(self.val_mels, self.val_text_feats, self.val_cap_idx)
+        m = retrieval_metrics(text, audio, self.val_cap_idx)
+        loss = self.model.contrastive_loss(audio, text, self.val_cap_idx).item()
+        return {"loss": loss, **{k: m[k] for k in ("r@1", "r@10", "median_rank",
+                                                   "caption_r@1", "mcc")}}
+
+    @torch.no_grad()
+    def fit_rvq(self, out_dir: Path, seed: int) -> ResidualVQ:
+        """RVQ on train-split audio + caption embeddings, written to ``out_dir`` (export layout)."""
+        self.model.eval()
+        text, audio = self.embed_split(self.mels, self.text_feats, self.cap_idx)
+        unique_text = self.model.embed_sentence_features(self.text_feats)
+        c = self.model.config
+        rvq = ResidualVQ(c.rvq_levels, c.rvq_codebook_size, c.embed_dim)
+        rvq.fit(torch.cat([audio, unique_text]), seed=seed)
+        rvq.save_pretrained(out_dir)
+        return rvq
+
+
+def train_mulan(preset: str, data: str | Path, out: str | Path, args=None) -> dict:
+    """Train (or resume) MuLan into ``out``, then fit ``out/rvq``. Returns the final loop state."""
+    from argparse import Namespace
+
+    args = args or Namespace(max_steps=None, max_minutes=None, no_progress=True, seed=0)
+    cfg, tcfg = MULAN_PRESETS[preset], MULAN_TRAIN_PRESETS[preset]
+    loop = loop_config(args, tcfg.steps, tcfg.val_every)
+    torch.manual_seed(args.seed)
+    model = MuLan(cfg)
+    train = load_split(data, "train", cfg.sample_rate)
+    valid = load_split(data, "valid", cfg.sample_rate)
+    task = MuLanTask(model, tcfg, train, valid, total_steps=loop.max_steps)
+    record = {"model": cfg.to_dict(), "train": tcfg.to_dict(), "preset": preset}
+    state = run_training(task, out, loop, record)
+    task.fit_rvq(Path(out) / "rvq", seed=args.seed)
+    return state
+
+
+def register_cli(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "mulan", help="train the MuLan text–audio embedding (then fit its RVQ into OUT/rvq)",
+        description="Contrastive MuLan training on a built corpus; the RVQ of the embeddings is "
+        "fitted at the end and written to OUT/rvq. Resumes from the newest checkpoint in --out.")
+    add_common_args(parser, list(MULAN_PRESETS))
+    add_loop_args(parser)
+    parser.set_defaults(func=lambda a: _report(train_mulan(a.preset, a.data, a.out, a), a.out))
+
+
+def _report(state: dict, out) -> int:
+    print(f"mulan: step {state['step']}, validation {state.get('val', {})}; RVQ in {out}/rvq")
+    return 0
