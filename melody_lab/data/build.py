@@ -63,8 +63,9 @@ def plan_works(config: CorpusConfig, seed: int) -> list[tuple[Work, str, int]]:
             raise UserError(f"unknown work group {group!r}; known: {sorted(groups)}")
         candidates = sorted(groups[group], key=lambda w: _order_key(seed, w.work_id))
         n_works = min(len(candidates), target)
-        clips = min(config.max_clips_per_work, math.ceil(target / max(n_works, 1)))
-        per_group.append([(w, clips) for w in candidates[:n_works]])
+        base, extra = divmod(target, max(n_works, 1))
+        per_group.append([(w, min(config.max_clips_per_work, base + (i < extra)))
+                          for i, w in enumerate(candidates[:n_works])])
     interleaved = [entry for round_ in _round_robin(per_group) for entry in round_]
     plan = []
     for rank, (work, clips) in enumerate(interleaved):

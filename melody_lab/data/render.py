@@ -106,7 +106,10 @@ class SoundfontRenderer:
         """→ mono float32 ``[round(seconds · render_rate)]`` at ``render_rate``."""
         total = int(round(seconds * self.render_rate))
         synth = self.synth
-        synth.soundfonts[self.sfid].reset()  # fresh voices and channels: output independent of history
+        # Fresh voices and channels, so the output does not depend on what was rendered before:
+        # reset() only fades voices out quickly, so render (and drop) a moment until they are free.
+        synth.soundfonts[self.sfid].reset()
+        synth.generate_simple(self.render_rate // 5)
         for channel, instrument in enumerate(midi.instruments):
             channel = channel if channel < 9 else channel + 1
             try:

@@ -16,6 +16,7 @@ An SSL model (HuBERT / MERT / wav2vec2-style) from a *local* folder can replace 
 from __future__ import annotations
 
 import math
+import os
 from functools import lru_cache
 
 import numpy as np
@@ -75,8 +76,7 @@ class SSLFeatures:
     """
 
     def __init__(self, path: str, layer: int, model_sample_rate: int):
-        os_env = __import__("os").environ
-        os_env["HF_HUB_OFFLINE"] = "1"
+        os.environ["HF_HUB_OFFLINE"] = "1"
         try:
             from transformers import AutoModel
             self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()

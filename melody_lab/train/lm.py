@@ -56,7 +56,11 @@ def _source_name(path: Path) -> str:
 @torch.no_grad()
 def build_cache(data, split: str, mulan_dir: Path, tokenizer_dir: Path, cache_dir: Path,
                 batch: int = 32) -> dict[str, torch.Tensor]:
-    """``tokens [N, T]``, ``audio_codes [N, L]``, ``text_codes [N, L]`` of a split (cached)."""
+    """``tokens [N, T]``, ``audio_codes [N, L]``, ``text_codes [N, C, L]`` of a split (cached).
+
+    ``text_codes[i, j]`` are the codes of clip i's caption j (clips with fewer than ``C``
+    captions repeat their main caption).
+    """
     meta = {"data": str(Path(data).resolve()), "split": split,
             "mulan": _source_name(mulan_dir), "tokenizer": _source_name(tokenizer_dir)}
     path, meta_path = cache_dir / f"{split}.safetensors", cache_dir / f"{split}.json"
@@ -70,7 +74,11 @@ def build_cache(data, split: str, mulan_dir: Path, tokenizer_dir: Path, cache_di
         chunk = clips.audio[i: i + batch]
         tokens.append(tokenizer.tokenize(chunk))
         audio_codes.append(rvq.quantize(mulan.embed_audio(chunk)))
-    text_codes = rvq.quantize(mulan.embed_text(clips.captions))
+    width = max(len(cs) for cs in clips.caption_lists)
+    padded = [cs + [cs[0]] * (width - len(cs)) for cs in clips.caption_lists]
+    flat = [c for cs in padded for c in cs]
+    text_codes = torch.cat([rvq.quantize(mulan.embed_text(flat[i: i + 256]))
+                            for i in range(0, len(flat), 256)]).view(len(padded), width, -1)
     out = {"tokens": torch.cat(tokens), "audio_codes": torch.cat(audio_codes),
            "text_codes": text_codes}
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -117,7 +125,9 @@ class LMTask:
         span = max(0, tokens.shape[1] - self.model.config.max_tokens)
         starts = torch.randint(0, span + 1, (len(idx),), generator=generator)
         use_text = torch.rand(len(idx), generator=generator) < self.cfg.text_prob
-        codes = torch.where(use_text[:, None], self.train["text_codes"][idx],
+        text_codes = self.train["text_codes"][idx]  # [B, C, L]
+        which = torch.randint(0, text_codes.shape[1], (len(idx),), generator=generator)
+        codes = torch.where(use_text[:, None], text_codes[torch.arange(len(idx)), which],
                             self.train["audio_codes"][idx])
         loss = self.model.loss(codes, self._crop(tokens[idx], starts))
         set_lr(self.opt, lr_at(step, self.cfg.lr, self.cfg.warmup_steps, self.total))
@@ -127,16 +137,18 @@ class LMTask:
         self.opt.step()
         return {"loss": loss.item()}
 
-    def _nll(self, codes_key: str) -> float:
+    def _nll(self, codes: torch.Tensor) -> float:
         tokens = self.valid["tokens"][:, : self.model.config.max_tokens]
         total = 0.0
         for i in range(0, len(tokens), 64):
-            total += self.model.loss(self.valid[codes_key][i: i + 64], tokens[i: i + 64]).item() \
+            total += self.model.loss(codes[i: i + 64], tokens[i: i + 64]).item() \
                 * len(tokens[i: i + 64])
         return total / len(tokens)
 
     def validate(self) -> dict[str, float]:
-        audio, text = self._nll("audio_codes"), self._nll("text_codes")
+        """Perplexity with audio codes, with main-caption codes, and of the unigram baseline."""
+        audio = self._nll(self.valid["audio_codes"])
+        text = self._nll(self.valid["text_codes"][:, 0])
         return {"nll": audio, "ppl": math.exp(audio), "ppl_text_codes": math.exp(text),
                 "ppl_unigram": math.exp(self.unigram)}
 

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import torch
 from tqdm.auto import tqdm
 
-from ..config import Config
+from ..config import Config, ConfigError
 from .checkpoint import atomic_write_text, latest_checkpoint, load_checkpoint, save_checkpoint
 
 
@@ -92,7 +92,7 @@ def run_training(
     if cfg_path.exists():
         saved = json.loads(cfg_path.read_text())
         if saved != json.loads(json.dumps(record)):
-            raise ValueError(
+            raise ConfigError(
                 f"{out} holds a run with a different configuration; use a new --out folder "
                 f"or the same settings (see {cfg_path})"
             )

@@ -2,8 +2,9 @@
 
 The audio side is cached as log-mels (the mel transform has no parameters) and the frozen text
 tower's MiniLM features are computed once per distinct caption, so a step costs only the audio
-tower, the text projection and the loss. Each step draws a batch of clips and a random crop of
-``crop_seconds`` from each, with the loop's per-step generator (exact resume).
+tower, the text projection and the loss. Each step draws a batch of clips, one of each clip's
+captions at random, and a random crop of ``crop_seconds`` from each, with the loop's per-step
+generator (exact resume). Validation ranks the valid clips by their main caption.
 
 When training stops (finished or out of time), the RVQ is fitted by k-means on the train-split
 embeddings — audio and caption embeddings pooled, so that codes of a text prompt (inference)
@@ -40,7 +41,7 @@ class MuLanTrainConfig(Config):
 MULAN_TRAIN_PRESETS = {
     "micro": MuLanTrainConfig(batch_size=16, lr=3e-3, warmup_steps=10, crop_seconds=1.5,
                               steps=150, val_every=50),
-    "tiny": MuLanTrainConfig(),
+    "tiny": MuLanTrainConfig(batch_size=128, steps=2000),
     "paper": MuLanTrainConfig(batch_size=512, lr=3e-4, warmup_steps=2000, crop_seconds=10.0,
                               steps=200_000, val_every=2000),
 }
@@ -71,8 +72,16 @@ class MuLanTask:
             flat = self.mels.transpose(1, 2).reshape(-1, self.mels.shape[1])
             model.audio_tower.mel_mean.copy_(flat.mean(0)[:, None])
             model.audio_tower.mel_std.copy_(flat.std(0).clamp(min=1e-3)[:, None])
-        unique, self.cap_idx = caption_index(train.captions)
+        unique, flat_idx = caption_index([c for cs in train.caption_lists for c in cs])
         self.text_feats = encode_captions(unique)  # the text-tower cache: [U, 384]
+        width = max(len(cs) for cs in train.caption_lists)
+        self.cap_count = torch.tensor([len(cs) for cs in train.caption_lists])
+        self.cap_table = torch.zeros(len(train.caption_lists), width, dtype=torch.long)
+        offset = 0
+        for i, cs in enumerate(train.caption_lists):  # [N, width]: clip i's caption ids
+            self.cap_table[i, : len(cs)] = flat_idx[offset: offset + len(cs)]
+            offset += len(cs)
+        self.cap_idx = self.cap_table[:, 0]  # the main caption of each clip
         self.val_mels = cached_mels(model, valid.audio)
         val_unique, self.val_cap_idx = caption_index(valid.captions)
         self.val_text_feats = encode_captions(val_unique)
@@ -90,8 +99,9 @@ class MuLanTask:
         n, frames = len(self.mels), self.mels.shape[-1]
         idx = torch.randperm(n, generator=generator)[: self.cfg.batch_size]
         starts = torch.randint(0, frames - self.crop + 1, (len(idx),), generator=generator)
+        choice = (torch.rand(len(idx), generator=generator) * self.cap_count[idx]).long()
         mel = torch.stack([self.mels[i, :, s: s + self.crop] for i, s in zip(idx, starts)])
-        caps = self.cap_idx[idx]
+        caps = self.cap_table[idx, choice]
         audio_emb = self.model.embed_mel(mel)
         text_emb = self.model.embed_sentence_features(self.text_feats[caps])
         loss = self.model.contrastive_loss(audio_emb, text_emb, caps)
@@ -138,6 +148,7 @@ def train_mulan(preset: str, data: str | Path, out: str | Path, args=None) -> di
     train = load_split(data, "train", cfg.sample_rate)
     valid = load_split(data, "valid", cfg.sample_rate)
     task = MuLanTask(model, tcfg, train, valid, total_steps=loop.max_steps)
+    del train, valid  # the task keeps log-mels only; free the raw audio
     record = {"model": cfg.to_dict(), "train": tcfg.to_dict(), "preset": preset}
     state = run_training(task, out, loop, record)
     task.fit_rvq(Path(out) / "rvq", seed=args.seed)

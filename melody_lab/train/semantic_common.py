@@ -19,13 +19,22 @@ from .loop import LoopConfig
 
 @dataclass
 class Split:
-    """One corpus split in memory: ``audio [N, T]`` float32 plus per-clip captions and attributes."""
+    """One corpus split in memory: ``audio [N, T]`` float32 plus per-clip captions and attributes.
+
+    ``captions[i]`` is clip i's main caption; ``caption_lists[i]`` all its captions (the corpus
+    writes several per clip, each naming a different random subset of its attributes).
+    """
 
     audio: torch.Tensor
     captions: list[str]
     clip_ids: list[str]
     attributes: list[dict]
     sample_rate: int
+    caption_lists: list[list[str]] | None = None
+
+    def __post_init__(self):
+        if self.caption_lists is None:
+            self.caption_lists = [[c] for c in self.captions]
 
 
 def load_split(root: str | Path, split: str, sample_rate: int) -> Split:
@@ -44,8 +53,12 @@ def load_split(root: str | Path, split: str, sample_rate: int) -> Split:
                         f"{sample_rate} Hz")
     audio = ds.load_all_audio().float()
     items = [ds[i] for i in range(len(ds))]
-    return Split(audio, [it["caption"] for it in items], [it["clip_id"] for it in items],
-                 [dict(it.get("attributes") or {}) for it in items], ds.sample_rate)
+    rows = getattr(ds, "rows", None) or [{} for _ in items]
+    captions = [it["caption"] for it in items]
+    lists = [list(row.get("captions") or [c]) for row, c in zip(rows, captions)]
+    lists = [ls if c in ls else [c, *ls] for ls, c in zip(lists, captions)]
+    return Split(audio, captions, [it["clip_id"] for it in items],
+                 [dict(it.get("attributes") or {}) for it in items], ds.sample_rate, lists)
 
 
 def lr_at(step: int, base: float, warmup: int, total: int, floor: float = 0.1) -> float:

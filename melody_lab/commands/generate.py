@@ -1,0 +1,159 @@
+"""``melody-lab generate | continue | inpaint``: make music with a bundle (default: shipped tiny)."""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from ..errors import UserError
+
+MAX_SECONDS = 600.0
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    if value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_SECONDS:g} seconds, got {text}")
+    return value
+
+
+def _non_negative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text}")
+    return value
+
+
+def _steps(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of steps, got {text!r}") from None
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"steps must be between 1 and 1000, got {value}")
+    return value
+
+
+def _guidance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or not 0 <= value <= 50:
+        raise argparse.ArgumentTypeError(f"guidance must be between 0 and 50, got {text}")
+    return value
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    from ..diffusion import SCHEDULES
+
+    p.add_argument("--out", required=True, type=Path,
+                   help="output audio file (.wav, .flac or .ogg); written only when generation succeeds")
+    p.add_argument("--bundle", default="tiny",
+                   help="model bundle folder, or 'tiny' for the one shipped in the package (default)")
+    p.add_argument("--steps", type=_steps, default=None, help="diffusion sampling steps (default: the bundle's, 10)")
+    p.add_argument("--schedule", default=None, choices=SCHEDULES.names(),
+                   help="angle schedule (default: the bundle's, linear)")
+    p.add_argument("--guidance", type=_guidance, default=None,
+                   help="classifier-free guidance scale w (default: the bundle's, 2.5)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same audio")
+
+
+def register(subparsers) -> None:
+    gen = subparsers.add_parser("generate", help="text prompt → music file",
+                                description="Generate music from a text prompt.")
+    gen.add_argument("prompt", help='what to play, e.g. "a lively Irish jig on fiddle"')
+    gen.add_argument("--duration", type=_positive_seconds, default=10.0, help="seconds of audio (default 10)")
+    _common(gen)
+    gen.set_defaults(func=_generate)
+
+    cont = subparsers.add_parser("continue", help="extend an audio file",
+                                 description="Continue an audio file by --seconds of new music.")
+    cont.add_argument("input", type=Path, help="audio file to continue")
+    cont.add_argument("--seconds", type=_positive_seconds, required=True, help="seconds to add")
+    cont.add_argument("--prompt", default=None, help="optional text prompt (default: the audio itself)")
+    _common(cont)
+    cont.set_defaults(func=_continue)
+
+    inp = subparsers.add_parser("inpaint", help="regenerate a time range of an audio file",
+                                description="Regenerate [--start, --end) seconds of an audio file; "
+                                "everything else is kept sample for sample.")
+    inp.add_argument("input", type=Path, help="audio file to edit")
+    inp.add_argument("--start", type=_non_negative_seconds, required=True, help="start of the range (s)")
+    inp.add_argument("--end", type=_non_negative_seconds, required=True, help="end of the range (s)")
+    inp.add_argument("--prompt", default=None, help="optional text prompt (default: the audio itself)")
+    _common(inp)
+    inp.set_defaults(func=_inpaint)
+
+
+def _check_out(path: Path) -> None:
+    if path.suffix.lower() not in (".wav", ".flac", ".ogg"):
+        raise UserError(f"--out {path}: use a .wav, .flac or .ogg file name")
+    if path.parent and not path.parent.exists():
+        raise UserError(f"--out {path}: folder {path.parent} does not exist")
+
+
+def _read_input(path: Path):
+    from ..audio import AudioFileError, load_audio, rms_db
+
+    audio, sr = load_audio(path)
+    if rms_db(audio) < -70:
+        raise AudioFileError(f"input {path} is silent (level {rms_db(audio):.0f} dBFS)")
+    return audio, sr
+
+
+def _model(args):
+    from ..pipeline import MeLoDy
+
+    return MeLoDy.from_pretrained(args.bundle)
+
+
+def _write(args, model, audio) -> int:
+    from ..audio import save_audio
+
+    save_audio(args.out, audio[0], model.sample_rate)
+    t = model.last_timings
+    stages = ", ".join(f"{k} {v:.2f} s" for k, v in t.items()
+                       if k not in ("total", "rtf", "audio_seconds"))
+    print(f"wrote {args.out} ({audio.shape[1] / model.sample_rate:.2f} s at {model.sample_rate} Hz)\n"
+          f"time {t['total']:.2f} s ({stages}); real-time factor {t['rtf']:.3f}", file=sys.stderr)
+    return 0
+
+
+def _generate(args) -> int:
+    if not args.prompt.strip():
+        raise UserError("the prompt is empty: say what to play, e.g. \"a calm chorale on organ\"")
+    _check_out(args.out)
+    model = _model(args)
+    audio = model.generate([args.prompt], args.duration, steps=args.steps, schedule=args.schedule,
+                           guidance=args.guidance, seed=args.seed)
+    return _write(args, model, audio)
+
+
+def _continue(args) -> int:
+    _check_out(args.out)
+    audio, sr = _read_input(args.input)
+    model = _model(args)
+    out = model.continue_audio(audio, sr, args.seconds, prompt=args.prompt, steps=args.steps,
+                               schedule=args.schedule, guidance=args.guidance, seed=args.seed)
+    return _write(args, model, out)
+
+
+def _inpaint(args) -> int:
+    _check_out(args.out)
+    if args.end <= args.start:
+        raise UserError(f"--end ({args.end}) must be after --start ({args.start})")
+    audio, sr = _read_input(args.input)
+    model = _model(args)
+    out = model.inpaint(audio, sr, args.start, args.end, prompt=args.prompt, steps=args.steps,
+                        schedule=args.schedule, guidance=args.guidance, seed=args.seed)
+    return _write(args, model, out)
