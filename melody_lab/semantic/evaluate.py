@@ -7,7 +7,8 @@
 Zero-shot classification: for an attribute (e.g. ``genre``) with values ``v_1 … v_K`` in the
 split, each clip is assigned the value whose text prompt (``template.format(value)``) has the
 highest cosine to the clip's audio embedding; accuracy is reported next to the majority-class rate
-and 1/K. Attributes with one value, or more than ``max_values`` values, are skipped.
+and 1/K. Only attributes with a prompt template are scored, over the clips that have a value,
+when there are 2 … ``max_values`` values.
 """
 from __future__ import annotations
 
@@ -18,6 +19,24 @@ import torch
 
 from .mulan import MuLan
 from .retrieval import retrieval_metrics
+
+# Prompt per attribute (``{}`` is the value); the corpus's captions use these words (docs/corpus.md).
+DEFAULT_TEMPLATES = {"genre": "a {}", "instrument": "played on the {}", "mode": "a tune in {}",
+                     "tempo_word": "a {} tune", "origin": "an {} tune", "meter": "in {} time",
+                     "ensemble": "played by a {}"}
+
+
+def _attribute_table(attributes: list[dict]) -> list[dict]:
+    """Flatten the corpus schema: a single instrument becomes ``instrument`` (its name)."""
+    rows = []
+    for a in attributes:
+        row = {k: v for k, v in a.items() if not isinstance(v, (dict, list))}
+        instruments = a.get("instruments")
+        if isinstance(instruments, list) and len(instruments) == 1:
+            first = instruments[0]
+            row["instrument"] = first.get("name") if isinstance(first, dict) else first
+        rows.append(row)
+    return rows
 
 
 @torch.no_grad()
@@ -48,13 +67,13 @@ def evaluate_mulan(mulan: MuLan, data: str | Path, split: str = "test", max_valu
     text = mulan.embed_text(unique)[cap_idx]
     report = {"split": split, "retrieval": retrieval_metrics(text, audio, cap_idx),
               "distinct_captions": len(unique), "zero_shot": {}}
-    keys = sorted({k for a in clips.attributes for k in a})
-    for key in keys:
-        labels = [a.get(key) for a in clips.attributes]
-        if any(v is None or isinstance(v, (dict, list)) for v in labels):
+    templates = {**DEFAULT_TEMPLATES, **(templates or {})}
+    table = _attribute_table(clips.attributes)
+    for key in sorted(templates):
+        keep = [i for i, row in enumerate(table) if row.get(key) is not None]
+        labels = [table[i][key] for i in keep]
+        if len(keep) < 10 or not 2 <= len(set(map(str, labels))) <= max_values:
             continue
-        if not 2 <= len(set(map(str, labels))) <= max_values:
-            continue
-        template = (templates or {}).get(key, "{}")
-        report["zero_shot"][key] = zero_shot_accuracy(mulan, audio, labels, template)
+        result = zero_shot_accuracy(mulan, audio[keep], labels, templates[key])
+        report["zero_shot"][key] = {**result, "n": len(keep)}
     return report

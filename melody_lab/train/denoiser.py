@@ -19,6 +19,7 @@ from ..config import Config
 from ..denoisers import build_denoiser, count_parameters, single_pass_metrics
 from ..diffusion import drop_tokens, multichunk_target, velocity_loss
 from ..errors import UserError
+from . import distributed
 from .loop import LoopConfig, run_training
 
 
@@ -57,6 +58,7 @@ class DenoiserTask:
             raise UserError(f"semantic tokens go up to {int(self.tokens.max())} but the denoiser's "
                             f"vocab_size is {vocab}; pass a matching vocab_size")
         self.ema = copy.deepcopy(self.net).requires_grad_(False)
+        self.train_net = distributed.wrap(self.net)  # DDP under torchrun, else the net itself
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=config.lr,
                                      weight_decay=config.weight_decay)
 
@@ -74,7 +76,7 @@ class DenoiserTask:
         target = multichunk_target(z, cfg.num_chunks, generator)
         for group in self.opt.param_groups:
             group["lr"] = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
-        loss = velocity_loss(self.net(target.noisy, target.angles, tokens), target.velocity)
+        loss = velocity_loss(self.train_net(target.noisy, target.angles, tokens), target.velocity)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)

@@ -5,9 +5,10 @@ A stage supplies a :class:`TrainTask`: its modules, its optimizers, one ``train_
 random stream per step, a tqdm bar showing the losses, periodic validation and atomic checkpoints,
 a JSONL log, a wall-clock budget, and a clear stop on a non-finite loss.
 
-Exact resume: step ``s`` draws its randomness only from ``step_generator(seed, s)`` (and the
-global torch RNG is re-seeded from it), so a run interrupted after step ``s`` and resumed gives
-the same parameters as one that never stopped.
+Exact resume: step ``s`` draws its randomness only from ``step_generator(seed, s, rank)`` (and
+the global torch RNG is re-seeded from it), so a run interrupted after step ``s`` and resumed gives
+the same parameters as one that never stopped. Under torchrun (see ``distributed.py``) each rank
+draws different batches and only rank 0 writes checkpoints and logs.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import Config, ConfigError
+from . import distributed
 from .checkpoint import atomic_write_text, latest_checkpoint, load_checkpoint, save_checkpoint
 
 
@@ -61,14 +63,9 @@ class TrainTask(Protocol):
     def validate(self) -> dict[str, float]: ...
 
 
-def step_generator(seed: int, step: int) -> torch.Generator:
-    """The random stream of one training step: a pure function of (seed, step)."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + step) % (2**63 - 1))
-
-
-def _is_main_process() -> bool:
-    dist = torch.distributed
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
+    """The random stream of one training step on one rank: a pure function of (seed, step, rank)."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step * 7919 + rank) % (2**63 - 1))
 
 
 def run_training(
@@ -85,7 +82,7 @@ def run_training(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    main = _is_main_process()
+    main = distributed.rank() == 0
     record = {"task": task.name, "loop": {**loop.to_dict(), "max_steps": None, "max_minutes": None,
                                           "progress": None}, **(config_record or {})}
     cfg_path = out / "config.json"
@@ -119,7 +116,7 @@ def run_training(
     step = start_step
     try:
         while step < loop.max_steps:
-            gen = step_generator(loop.seed, step)
+            gen = step_generator(loop.seed, step, distributed.rank())
             torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
             for m in modules.values():
                 m.train()
@@ -148,6 +145,10 @@ def run_training(
                     log.flush()
             out_of_time = (loop.max_minutes is not None
                            and time.monotonic() - started > 60 * loop.max_minutes)
+            if distributed.is_distributed():  # every rank must stop at the same step
+                flag = torch.tensor([float(out_of_time)])
+                torch.distributed.broadcast(flag, src=0)
+                out_of_time = bool(flag.item())
             if step % loop.ckpt_every == 0 or step == loop.max_steps or out_of_time:
                 checkpoint(step)
             if out_of_time:
