@@ -45,6 +45,7 @@ def plot_spectrogram(
     seconds = audio.numel() / sample_rate
     image = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(0, seconds, 0, n_mels))
     ax.figure.colorbar(image, ax=ax, label="log mel")
+    ax.grid(False)
     ax.set(xlabel="time (s)", ylabel="mel band", title=title)
     return ax
 
@@ -67,6 +68,7 @@ def plot_latent(
     image = ax.imshow(values.T, origin="lower", aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit,
                       extent=extent, interpolation="nearest")
     ax.figure.colorbar(image, ax=ax)
+    ax.grid(False)
     ax.set(xlabel="time (s)" if frame_rate else "frame", ylabel="latent dim", title=title)
     return ax
 
@@ -88,6 +90,7 @@ def plot_frame_angles(
                       interpolation="nearest", extent=(0, frames, rows - 0.5, -0.5))
     bar = ax.figure.colorbar(image, ax=ax, ticks=[0, math.pi / 8, math.pi / 4, 3 * math.pi / 8, math.pi / 2])
     bar.ax.set_yticklabels(["0 clean", "π/8", "π/4", "3π/8", "π/2 noise"])
+    ax.grid(False)
     ax.set(xlabel="frame", ylabel=ylabel, title=title)
     return ax
 

@@ -180,3 +180,16 @@ def test_cli_help_explains_every_option(capsys):
     for option in ("--preset", "--out", "--soundfont", "--renderer", "--seed", "--workers", "--quiet"):
         assert option in text
     assert "micro" in text and "tiny" in text
+
+
+def test_without_soundfont_auto_falls_back_to_builtin_and_says_so(monkeypatch):
+    from melody_lab.data import render
+    from melody_lab.data.build import make_renderer
+
+    monkeypatch.setattr(render, "SOUNDFONT_CANDIDATES", ())
+    monkeypatch.delenv(render.SOUNDFONT_ENV, raising=False)
+    messages = []
+    renderer = make_renderer(None, "auto", 16000, announce=messages.append)
+    assert renderer.name == "builtin" and len(messages) == 1 and "built-in" in messages[0]
+    with pytest.raises(UserError, match="no General-MIDI soundfont"):
+        make_renderer(None, "soundfont", 16000)

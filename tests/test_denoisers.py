@@ -124,9 +124,9 @@ def test_segments_overlap_by_half():
 
 
 def test_sandglass_is_narrow_in_the_middle():
-    assert sandglass_widths(64, 8) == (32, 16, 8, 4, 4, 8, 16, 32)
-    assert sandglass_widths(32, 4) == (16, 8, 8, 16)
-    assert sandglass_widths(8, 2) == (4, 4)
+    assert sandglass_widths(64, 8) == (16, 8, 4, 2, 2, 4, 8, 16)
+    assert sandglass_widths(32, 4) == (8, 4, 4, 8)
+    assert sandglass_widths(8, 2) == (2, 2)
     with pytest.raises(ValueError, match="divisible"):
         build_denoiser("dpd", "micro", merge_widths=(3, 3))
 

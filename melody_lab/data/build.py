@@ -31,7 +31,7 @@ from .arrangement import attribute_record, choose_arrangement
 from .captions import make_captions
 from .checks import normalise_and_check
 from .presets import CorpusConfig
-from .render import SoundfontRenderer, find_soundfont, to_pretty_midi
+from .render import SoundfontRenderer, find_soundfont, tinysoundfont_available, to_pretty_midi
 from .scores import ScoreError, parse_work
 from .sources import SOURCE_NOTE, Work, works_by_group
 from .synth import BuiltinRenderer
@@ -88,13 +88,15 @@ def make_renderer(soundfont: str | None, renderer: str, render_rate: int, announ
     if soundfont is not None:
         return SoundfontRenderer(soundfont, render_rate)
     found = find_soundfont()
-    if found is not None:
+    if found is not None and (renderer == "soundfont" or tinysoundfont_available()):
         return SoundfontRenderer(found, render_rate)
     if renderer == "soundfont":
         raise UserError("no General-MIDI soundfont found; pass --soundfont PATH or install one "
                         "(apt-get install fluid-soundfont-gm)")
-    announce("melody-lab: no General-MIDI soundfont found (install fluid-soundfont-gm or "
-             "timgm6mb-soundfont, or pass --soundfont); using the built-in synthesiser")
+    missing = "no General-MIDI soundfont found (install fluid-soundfont-gm or timgm6mb-soundfont, " \
+        "or pass --soundfont)" if found is None else "tinysoundfont is not installed " \
+        "(pip install --no-deps tinysoundfont)"
+    announce(f"melody-lab: {missing}; using the built-in synthesiser")
     return BuiltinRenderer(render_rate)
 
 

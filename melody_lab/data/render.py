@@ -37,6 +37,14 @@ def find_soundfont() -> Path | None:
     return None
 
 
+def tinysoundfont_available() -> bool:
+    try:
+        import tinysoundfont  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def to_pretty_midi(score: ParsedScore, arrangement: Arrangement, until_seconds: float,
                    rng: np.random.Generator) -> pretty_midi.PrettyMIDI:
     """Notes up to ``until_seconds`` → PrettyMIDI (one instrument per voice, constant tempo).
@@ -82,6 +90,9 @@ class SoundfontRenderer:
     name = "soundfont"
 
     def __init__(self, soundfont: str | Path, render_rate: int = 32000):
+        if not tinysoundfont_available():
+            raise UserError("rendering with a soundfont needs tinysoundfont: pip install --no-deps "
+                            "tinysoundfont (or use --renderer builtin)")
         import tinysoundfont
 
         path = Path(soundfont)

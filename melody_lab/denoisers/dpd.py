@@ -34,6 +34,7 @@ class DPDConfig(Config):
     segment_size: int = 32                # K (hop K/2); even
     merge_widths: tuple[int, ...] = ()    # K_i per block, each dividing K; () = sandglass_widths
     coarse_layers: int = 1                # RoFormer layers per coarse path
+    cross_attention: str = "segment"      # "segment": one query per segment | "position": per K_i
     heads: int = 4
     ffn_mult: int = 4
     rnn_type: str = "sru"                 # fine path: "sru" | "gru"
@@ -47,6 +48,8 @@ class DPDConfig(Config):
         widths = tuple(self.merge_widths) or sandglass_widths(self.segment_size, self.num_blocks)
         if len(widths) != self.num_blocks:
             raise ValueError(f"merge_widths has {len(widths)} entries for {self.num_blocks} blocks")
+        if self.cross_attention not in ("segment", "position"):
+            raise ValueError(f"cross_attention {self.cross_attention!r}; choose segment or position")
         if self.segment_size % 2 or any(self.segment_size % k for k in widths):
             raise ValueError(f"segment_size {self.segment_size} must be even and divisible by every "
                              f"merge width {widths}")
@@ -54,11 +57,11 @@ class DPDConfig(Config):
 
 
 def sandglass_widths(segment_size: int, num_blocks: int) -> tuple[int, ...]:
-    """K_i = K / 2^(d+1), d = the block's distance to the nearer end, floored at 1.
+    """K_i = K / 2^(d+2), d = the block's distance to the nearer end, floored at 1.
 
-    K = 64, N = 8 -> (32, 16, 8, 4, 4, 8, 16, 32); K = 32, N = 4 -> (16, 8, 8, 16).
+    K = 64, N = 8 -> (16, 8, 4, 2, 2, 4, 8, 16); K = 32, N = 4 -> (8, 4, 4, 8).
     """
-    return tuple(max(1, segment_size >> (min(i, num_blocks - 1 - i) + 1)) for i in range(num_blocks))
+    return tuple(max(1, segment_size >> (min(i, num_blocks - 1 - i) + 2)) for i in range(num_blocks))
 
 
 def segment(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -93,14 +96,16 @@ class DualPathBlock(nn.Module):
         super().__init__()
         h = cfg.width
         self.merge_width = merge_width
-        self.coarse = nn.ModuleList(RoFormerBlock(h, cfg.heads, h, cfg.ffn_mult)
-                                    for _ in range(cfg.coarse_layers))
+        self.coarse = nn.ModuleList(
+            RoFormerBlock(h, cfg.heads, h, cfg.ffn_mult, pool_groups=cfg.cross_attention == "segment")
+            for _ in range(cfg.coarse_layers))
         self.coarse_norm = RMSNorm(h)
         hidden = cfg.rnn_hidden or h // 2
         self.rnn = build_bidirectional_rnn(cfg.rnn_type, h, hidden, cfg.rnn_layers)
         self.rnn_out = nn.Linear(2 * hidden, h)
         self.film = FiLM(h, h)
         self.fine_norm = RMSNorm(h)
+        self.fine_chunk = 0
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor, memory: torch.Tensor,
                 q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
@@ -118,7 +123,9 @@ class DualPathBlock(nn.Module):
         delta = (out - seq).reshape(b, kw, s, h).transpose(1, 2)       # [B, S, K_i, H]
         x = self.coarse_norm(x + delta.repeat_interleave(k // kw, dim=2))
 
-        fine = self.rnn_out(self.rnn(x.reshape(b * s, k, h))).reshape(b, s, k, h)
+        rows = x.reshape(b * s, k, h)
+        chunk = self.fine_chunk or rows.shape[0]
+        fine = torch.cat([self.rnn_out(self.rnn(part)) for part in rows.split(chunk)]).reshape(b, s, k, h)
         film_params = segment(self.film.proj(cond), k)                # [B, S, K, 2H]
         return self.fine_norm(x + FiLM.modulate(fine, film_params))
 

@@ -111,14 +111,19 @@ class FeedForward(nn.Sequential):
 class RoFormerBlock(nn.Module):
     """Pre-norm transformer layer: rotary self-attention, cross-attention to tokens, feed-forward.
 
-    x [B·G, N, dim] is G independent sequences per example (DPD: one per merged position inside a
-    segment; U-Net: G = 1); memory [B, M, context_dim]. Self-attention runs along N within each
-    sequence; cross-attention treats an example's G·N queries as one set, so the token memory is
-    projected once per example instead of G times. q_pos [N], k_pos [M] as in :class:`Attention`.
+    x [B·G, N, dim] is G sequences per example (DPD: one per merged position inside a segment;
+    U-Net: G = 1); memory [B, M, context_dim]. Self-attention runs along N within each sequence.
+    Cross-attention, with ``pool_groups=False``, lets all G·N positions of an example query the
+    memory as one set (the memory is projected once per example, not G times); with
+    ``pool_groups=True`` the G positions sharing an index n are averaged into one query and the
+    answer is added to all of them — G times cheaper, and the only part of the DPD coarse path
+    whose cost grows with L² × G. q_pos [N], k_pos [M] as in :class:`Attention`.
     """
 
-    def __init__(self, dim: int, heads: int, context_dim: int, ffn_mult: int = 4):
+    def __init__(self, dim: int, heads: int, context_dim: int, ffn_mult: int = 4,
+                 pool_groups: bool = False):
         super().__init__()
+        self.pool_groups = pool_groups
         self.norm_self, self.norm_cross, self.norm_ffn = RMSNorm(dim), RMSNorm(dim), RMSNorm(dim)
         self.self_attn = Attention(dim, heads)
         self.cross_attn = Attention(dim, heads, context_dim=context_dim)
@@ -127,8 +132,13 @@ class RoFormerBlock(nn.Module):
     def forward(self, x: torch.Tensor, memory: torch.Tensor, q_pos: torch.Tensor,
                 k_pos: torch.Tensor) -> torch.Tensor:
         x = x + self.self_attn(self.norm_self(x), q_pos=q_pos)
-        groups = x.shape[0] // memory.shape[0]
-        queries = self.norm_cross(x).reshape(memory.shape[0], groups * x.shape[1], x.shape[2])
-        cross = self.cross_attn(queries, memory, q_pos=q_pos.repeat(groups), k_pos=k_pos)
-        x = x + cross.reshape(x.shape)
+        batch, (rows, length, dim) = memory.shape[0], x.shape
+        groups = rows // batch
+        queries = self.norm_cross(x).reshape(batch, groups, length, dim)
+        if self.pool_groups:
+            cross = self.cross_attn(queries.mean(1), memory, q_pos=q_pos, k_pos=k_pos)[:, None]
+        else:
+            cross = self.cross_attn(queries.reshape(batch, groups * length, dim), memory,
+                                    q_pos=q_pos.repeat(groups), k_pos=k_pos)
+        x = (x.reshape(batch, groups, length, dim) + cross.reshape(batch, -1, length, dim)).reshape(x.shape)
         return x + self.ffn(self.norm_ffn(x))

@@ -22,7 +22,7 @@ from .retrieval import retrieval_metrics
 
 # Prompt per attribute (``{}`` is the value); the corpus's captions use these words (docs/corpus.md).
 DEFAULT_TEMPLATES = {"genre": "a {}", "instrument": "played on the {}", "mode": "a tune in {}",
-                     "tempo_word": "a {} tune", "origin": "an {} tune", "meter": "in {} time",
+                     "tempo_word": "a {} tune", "origin": "{} music", "meter": "in {} time",
                      "ensemble": "played by a {}"}
 
 

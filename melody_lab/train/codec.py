@@ -34,7 +34,7 @@ class CodecTrainConfig(Config):
 
     batch_size: int = 8
     crop_samples: int = 8192  # a multiple of the hop length
-    lr: float = 5e-4
+    lr: float = 2e-4
     betas: tuple[float, float] = (0.8, 0.99)
     grad_clip: float = 100.0
     stft_ffts: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64, 32)

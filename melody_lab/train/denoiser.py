@@ -44,11 +44,13 @@ class DenoiserTask:
     name = "denoiser"
 
     def __init__(self, config: DenoiserTrainConfig, train: dict[str, torch.Tensor],
-                 valid: dict[str, torch.Tensor], **denoiser_overrides):
+                 valid: dict[str, torch.Tensor], device: torch.device | str = "cpu",
+                 **denoiser_overrides):
         self.config = config
+        self.device = torch.device(device)
         self.latents, self.tokens = train["latents"], train["tokens"]
         self.valid = valid
-        self.net = build_denoiser(config.denoiser, config.preset, **denoiser_overrides)
+        self.net = build_denoiser(config.denoiser, config.preset, **denoiser_overrides).to(self.device)
         dim = getattr(self.net.config, "latent_dim", None)
         if dim is not None and dim != self.latents.shape[-1]:
             raise UserError(f"the {config.denoiser}/{config.preset} denoiser expects latent_dim "
@@ -76,7 +78,11 @@ class DenoiserTask:
         target = multichunk_target(z, cfg.num_chunks, generator)
         for group in self.opt.param_groups:
             group["lr"] = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
-        loss = velocity_loss(self.train_net(target.noisy, target.angles, tokens), target.velocity)
+        on_gpu = self.device.type == "cuda"
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_gpu):  # mixed precision on GPU
+            v_hat = self.train_net(target.noisy.to(self.device), target.angles.to(self.device),
+                                   tokens.to(self.device))
+        loss = velocity_loss(v_hat.float(), target.velocity.to(self.device))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
@@ -89,8 +95,8 @@ class DenoiserTask:
 
     def validate(self) -> dict[str, float]:
         n = self.config.val_clips
-        metrics = single_pass_metrics(self.ema, self.valid["latents"][:n].float(),
-                                      self.valid["tokens"][:n].long())
+        metrics = single_pass_metrics(self.ema, self.valid["latents"][:n].float().to(self.device),
+                                      self.valid["tokens"][:n].long().to(self.device))
         return {k: v for k, v in metrics.items() if "@" not in k}
 
 
@@ -102,6 +108,7 @@ def train_denoiser(data: str | Path, codec_dir: str | Path, tokenizer_dir: str |
     from ..semantic import SemanticTokenizer
     from .latent_cache import build_latent_cache
 
+    device = distributed.setup()
     codec = load_codec(codec_dir)
     tokenizer = SemanticTokenizer.from_pretrained(tokenizer_dir)
     provenance = {"codec": str(Path(codec_dir).resolve()),
@@ -109,7 +116,7 @@ def train_denoiser(data: str | Path, codec_dir: str | Path, tokenizer_dir: str |
     caches = {split: build_latent_cache(data, split, codec, tokenizer, Path(out) / "cache",
                                         provenance=provenance, progress=loop.progress)
               for split in ("train", "valid")}
-    task = DenoiserTask(config, caches["train"], caches["valid"], **denoiser_overrides)
+    task = DenoiserTask(config, caches["train"], caches["valid"], device, **denoiser_overrides)
     print(f"{config.denoiser}/{config.preset}: {count_parameters(task.net):,} parameters; "
           f"{caches['train']['latents'].shape[0]} training latents of shape "
           f"{tuple(caches['train']['latents'].shape[1:])}")
