@@ -105,7 +105,6 @@ class DualPathBlock(nn.Module):
         self.rnn_out = nn.Linear(2 * hidden, h)
         self.film = FiLM(h, h)
         self.fine_norm = RMSNorm(h)
-        self.fine_chunk = 0
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor, memory: torch.Tensor,
                 q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
@@ -123,9 +122,7 @@ class DualPathBlock(nn.Module):
         delta = (out - seq).reshape(b, kw, s, h).transpose(1, 2)       # [B, S, K_i, H]
         x = self.coarse_norm(x + delta.repeat_interleave(k // kw, dim=2))
 
-        rows = x.reshape(b * s, k, h)
-        chunk = self.fine_chunk or rows.shape[0]
-        fine = torch.cat([self.rnn_out(self.rnn(part)) for part in rows.split(chunk)]).reshape(b, s, k, h)
+        fine = self.rnn_out(self.rnn(x.reshape(b * s, k, h))).reshape(b, s, k, h)
         film_params = segment(self.film.proj(cond), k)                # [B, S, K, 2H]
         return self.fine_norm(x + FiLM.modulate(fine, film_params))
 
