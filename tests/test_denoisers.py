@@ -154,7 +154,8 @@ def test_tiny_presets_are_parameter_matched_within_ten_percent():
 def test_micro_builds_fast_and_overrides_apply():
     import time
     start = time.perf_counter()
-    model = build_denoiser("dpd", "micro", rnn_type="gru", angle_interpolation="slerp")
+    model = build_denoiser("dpd", "micro", rnn_type="gru", angle_interpolation="slerp",
+                           cross_attention="position")
     assert time.perf_counter() - start < 1.0
     assert model.config.rnn_type == "gru"
     z, angles, tokens = inputs(2, 20)
@@ -174,3 +175,17 @@ def test_config_round_trips_through_json(name, tmp_path):
     cfg = denoiser_config(name, "micro")
     cfg.save(tmp_path / "cfg.json")
     assert type(cfg).load(tmp_path / "cfg.json") == cfg
+
+
+@pytest.mark.parametrize("interpolation", ["cossin", "slerp"])
+def test_angle_embedding_interpolates_between_its_two_learned_vectors(interpolation):
+    from melody_lab.denoisers.conditioning import AngleEmbedding
+
+    emb = AngleEmbedding(8, base_dim=16, interpolation=interpolation)
+    ends = emb.interpolate(torch.tensor([0.0, math.pi / 2]))
+    torch.testing.assert_close(ends[0], emb.e_start.detach(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(ends[1], emb.e_end.detach(), atol=1e-5, rtol=0)
+    middle = emb.interpolate(torch.tensor(math.pi / 4))
+    assert middle.shape == (16,) and not torch.allclose(middle, ends[0])
+    with pytest.raises(ValueError, match="cossin, slerp"):
+        AngleEmbedding(8, interpolation="linear")
