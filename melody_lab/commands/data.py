@@ -1,4 +1,4 @@
-"""``melody-lab data build``: build the captioned corpus from music21 scores."""
+"""``melody-lab data build | import``: build the captioned corpus, or import your own audio."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +10,7 @@ from ..errors import UserError
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "data", help="build the captioned music corpus",
+        "data", help="build the captioned music corpus, or import your own audio",
         description="Corpus tools. The corpus is rendered from scores bundled with music21 "
         "(Irish/Scottish dance tunes, Essen folk songs, Bach chorales); see docs/corpus.md.")
     actions = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
@@ -39,6 +39,35 @@ def register(subparsers) -> None:
                        help="parallel worker processes (the output does not depend on it)")
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     build.set_defaults(func=run_build)
+
+    imp = actions.add_parser(
+        "import", help="turn your own audio folder + captions table into a corpus",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Cut every file listed in a captions table (CSV with columns path,caption or "
+        "JSONL with the same keys; paths relative to the table) into fixed-length mono clips, check "
+        "them, and write a corpus that every `melody-lab train` command reads. Splits are by source "
+        "file. (`train all --data FOLDER` does this by itself when FOLDER has captions.csv/jsonl.)")
+    imp.add_argument("folder", help="folder with the audio files")
+    imp.add_argument("--captions", default=None,
+                     help="captions table (default: FOLDER/captions.csv or captions.jsonl)")
+    imp.add_argument("--out", required=True, metavar="DIR", help="corpus folder to write")
+    imp.add_argument("--sample-rate", type=int, default=16000, help="clip sample rate in Hz")
+    imp.add_argument("--clip-seconds", type=float, default=5.0, help="clip length in seconds")
+    imp.add_argument("--seed", type=int, default=0, help="seed of the split assignment")
+    imp.add_argument("--quiet", action="store_true", help="no progress bar")
+    imp.set_defaults(func=run_import)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from ..data.folder import find_captions_table, import_audio_folder
+
+    if args.sample_rate <= 0 or not args.clip_seconds > 0:
+        raise UserError("--sample-rate and --clip-seconds must be positive")
+    table = args.captions or find_captions_table(args.folder)
+    out = import_audio_folder(args.folder, table, args.out, args.sample_rate, args.clip_seconds,
+                              args.seed, progress=not args.quiet)
+    print(f"imported {args.folder} into corpus {out}")
+    return 0
 
 
 def run_build(args: argparse.Namespace) -> int:
