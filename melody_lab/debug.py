@@ -27,23 +27,29 @@ def synthetic_music(num_clips: int, seconds: float, sample_rate: int = 16000,
     return clips.clamp(-1, 1)
 
 
-def build_debug_pipeline(seed: int = 0) -> MeLoDy:
-    """A micro MeLoDy with random weights and k-means fitted on :func:`synthetic_music`."""
+def build_debug_pipeline(seed: int = 0, preset: str = "micro") -> MeLoDy:
+    """A MeLoDy with random weights and k-means fitted on :func:`synthetic_music`.
+
+    ``preset="micro"`` builds in seconds (tests); ``preset="tiny"`` has exactly the shipped
+    model's sizes, so it times the pipeline honestly before (or without) training.
+    """
     from .codecs import build_codec
     from .denoisers import build_denoiser
     from .semantic import ResidualVQ, SemanticTokenizer, build_lm, build_mulan
     from .semantic.tokenizer import TOKENIZER_PRESETS
 
     torch.manual_seed(seed)
-    codec = build_codec("vaegan", "micro")
-    denoiser = build_denoiser("dpd", "micro", latent_dim=codec.latent_dim)
-    mulan = build_mulan("micro")
-    lm = build_lm("micro")
-    audio = synthetic_music(16, 2.0, codec.sample_rate, seed)
-    tokenizer = SemanticTokenizer(TOKENIZER_PRESETS["micro"]).fit(audio, seed=seed)
+    codec = build_codec("vaegan", preset)
+    denoiser = build_denoiser("dpd", preset, latent_dim=codec.latent_dim)
+    mulan = build_mulan(preset)
+    lm = build_lm(preset)
+    audio = synthetic_music(16 if preset == "micro" else 64, 2.0, codec.sample_rate, seed)
+    tokenizer = SemanticTokenizer(TOKENIZER_PRESETS[preset]).fit(audio, seed=seed)
     with torch.no_grad():
-        emb = torch.nn.functional.normalize(torch.randn(64, mulan.config.embed_dim), dim=-1)
+        emb = torch.nn.functional.normalize(torch.randn(max(64, 4 * lm.config.mulan_codebook_size),
+                                                        mulan.config.embed_dim), dim=-1)
     rvq = ResidualVQ(lm.config.mulan_levels, lm.config.mulan_codebook_size,
                      mulan.config.embed_dim).fit(emb, seed=seed)
-    config = MeLoDyConfig(window_seconds=1.0, num_chunks=5, steps=4)
+    config = (MeLoDyConfig(window_seconds=1.0, num_chunks=5, steps=4) if preset == "micro"
+              else MeLoDyConfig())
     return MeLoDy(codec, denoiser, mulan, rvq, tokenizer, lm, config)

@@ -33,7 +33,9 @@ class MeLoDyConfig(Config):
     """How the assembled pipeline samples (component configs live in their own folders)."""
 
     window_seconds: float = 5.0    # the denoiser's training window (tiny: 5 s = 625 frames)
-    num_chunks: int = 5            # M of multi-chunk training; continuation adds one chunk per call
+    num_chunks: int = 5            # M of multi-chunk training
+    context_chunks: int | None = None  # chunks of known context per continuation window
+    #                                    (None = M − 1: the paper's slide by one chunk)
     schedule: str = "linear"
     steps: int = 10
     guidance: float = 2.5          # paper: w = 2.5 for all samples
@@ -57,6 +59,14 @@ class MeLoDy:
         self.window_frames = round(self.config.window_seconds * self.frame_rate)
         self.window_tokens = round(self.config.window_seconds * self.token_rate)
         self.last_timings: dict[str, float] = {}
+        self.device = torch.device("cpu")
+
+    def to(self, device: str | torch.device) -> "MeLoDy":
+        """Move every component to ``device`` (e.g. ``"cuda"``); audio comes back on the CPU."""
+        self.device = torch.device(device)
+        for name in ("codec", "denoiser", "mulan", "rvq", "tokenizer", "lm"):
+            getattr(self, name).to(self.device)
+        return self
 
     # -- bundles -----------------------------------------------------------------------------
     @classmethod
@@ -150,16 +160,21 @@ class MeLoDy:
         provide = self._token_provider(tokens)
         if context is None:
             first = min(num_frames, self.window_frames)
-            noise = torch.randn(len(tokens), first, self.codec.latent_dim, generator=generator)
+            noise = torch.randn(len(tokens), first, self.codec.latent_dim,
+                                generator=generator).to(self.device)
             context = sample(self.denoiser, noise, angles, tokens=provide(0, first),
                              guidance=guidance, generator=generator)
         return continue_latent(self.denoiser, context, num_frames - context.shape[1], angles,
                                self.window_frames, self.config.num_chunks, provide, guidance,
-                               generator)
+                               generator, self.config.context_chunks)
 
     def _timed(self, name: str, fn, *args, **kwargs):
+        """Run ``fn`` and add its wall time (GPU work included) to ``last_timings[name]``."""
+        from .metrics.rtf import synchronize
+
         start = time.perf_counter()
         result = fn(*args, **kwargs)
+        synchronize(self.device)
         self.last_timings[name] = self.last_timings.get(name, 0.0) + time.perf_counter() - start
         return result
 
@@ -304,17 +319,19 @@ class MeLoDy:
             raise UserError("audio contains NaN or infinite samples")
         if not isinstance(sample_rate, int) or sample_rate <= 0:
             raise UserError(f"sample_rate must be a positive integer, got {sample_rate!r}")
-        return self._to_rate(audio, self.sample_rate, source=sample_rate)
+        return self._to_rate(audio, self.sample_rate, source=sample_rate).to(self.device)
 
     def _to_rate(self, audio: torch.Tensor, target: int, source: int | None = None) -> torch.Tensor:
         """Resample ``[B, T]`` from ``source`` (default: the codec's rate) to ``target`` Hz."""
         source = source or self.sample_rate
         if source == target:
             return audio
-        return torch.from_numpy(np.stack([resample(a.numpy(), source, target) for a in audio]))
+        device = audio.device
+        resampled = np.stack([resample(a.cpu().numpy(), source, target) for a in audio])
+        return torch.from_numpy(resampled).to(device)
 
     def _finish(self, audio: torch.Tensor, duration_s: float) -> torch.Tensor:
         self.last_timings["total"] = sum(self.last_timings.values())
         self.last_timings["audio_seconds"] = float(duration_s) * len(audio)
         self.last_timings["rtf"] = self.last_timings["total"] / max(duration_s, 1e-9)
-        return audio.clamp(-1, 1).float()
+        return audio.clamp(-1, 1).float().cpu()

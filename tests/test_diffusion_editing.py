@@ -106,6 +106,22 @@ def test_continuation_slides_the_window_by_one_chunk():
     assert len(denoiser.calls) == 3 * steps
 
 
+def test_continuation_with_less_context_takes_bigger_hops():
+    window, num_chunks = 40, 4  # one chunk of context: each window adds 3 chunks = 30 frames
+    context = torch.rand(1, 35, D, generator=gen(9)) * 2 - 1
+    denoiser, windows = Recorder(), []
+    provider = lambda start, end: windows.append((start, end))
+    out = continue_latent(denoiser, context, 50, ANGLES, window, num_chunks, provider,
+                          generator=gen(10), context_chunks=1)
+    assert windows == [(25, 65), (55, 95)]
+    assert torch.equal(out[:, :35], context) and out.shape[1] == 85
+    first_z, first_angles, _ = denoiser.calls[0]
+    assert torch.equal(first_z[:, :10], context[:, 25:]) and bool((first_angles[:, :10] == 0).all())
+    with pytest.raises(ValueError, match="context_chunks"):
+        continue_latent(Recorder(), context, 5, ANGLES, window, num_chunks, generator=gen(0),
+                        context_chunks=4)
+
+
 def test_continuation_from_a_short_context_uses_what_exists():
     denoiser, windows = Recorder(), []
     provider = lambda start, end: windows.append((start, end))

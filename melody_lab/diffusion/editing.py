@@ -81,6 +81,7 @@ def continue_latent(
     token_provider: TokenProvider | None = None,
     guidance: float = 1.0,
     generator: torch.Generator | None = None,
+    context_chunks: int | None = None,
 ) -> torch.Tensor:
     """Extend ``context`` [B, L0, D] by ``num_frames`` frames; returns [B, L0 + num_frames, D].
 
@@ -91,12 +92,18 @@ def continue_latent(
             preceding frames (fewer while the output is still shorter than that).
         token_provider: tokens for each window (see :data:`TokenProvider`); None = unconditional.
         generator: draws each window's fresh noise chunk, in window order.
+        context_chunks: how many chunks of each window are known context (default M − 1, the
+            paper's slide-by-one-chunk). Fewer context chunks add more frames per window, so
+            fewer windows are sampled (faster) with less context for each.
 
     The first L0 frames of the result are ``context`` bit-for-bit.
     """
     if num_frames < 0:
         raise ValueError(f"num_frames must be >= 0, got {num_frames}")
-    context_frames = chunk_bounds(window, num_chunks)[-2]  # ⌊(M−1)·window/M⌋: the last M−1 chunks
+    context_chunks = num_chunks - 1 if context_chunks is None else context_chunks
+    if not 1 <= context_chunks < num_chunks:
+        raise ValueError(f"context_chunks must be in [1, {num_chunks - 1}], got {context_chunks}")
+    context_frames = chunk_bounds(window, num_chunks)[context_chunks]  # ⌊c·window/M⌋
     new_frames = window - context_frames
     out = context
     target = context.shape[1] + num_frames
