@@ -1,4 +1,5 @@
 """CLAP score / MCC, attribute accuracy, real-time factor and bootstrap confidence intervals."""
+import mmap
 import time
 from pathlib import Path
 
@@ -168,8 +169,10 @@ def test_rtf_measures_a_known_sleep():
 
 def test_rtf_peak_memory_sees_an_allocation():
     def allocate(timer):
-        block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
-        assert block.sum() > 0
+        # fresh anonymous pages (numpy could reuse heap memory that an earlier test left resident)
+        block = mmap.mmap(-1, 64 * 2**20)
+        block.write(b"\x01" * len(block))  # touch every page
+        block.close()
 
     baseline = measure_rtf(lambda timer: None, audio_seconds=1.0, warmup=0, repeats=1)
     result = measure_rtf(allocate, audio_seconds=1.0, warmup=0, repeats=1)
