@@ -25,6 +25,7 @@ from ..codecs.losses import (feature_matching_loss, lsgan_discriminator_loss, ls
 from ..codecs.metrics import reconstruction_metrics
 from ..config import Config
 from ..errors import UserError
+from .checkpoint import latest_checkpoint, load_checkpoint
 from .loop import LoopConfig, run_training
 
 
@@ -45,6 +46,9 @@ class CodecTrainConfig(Config):
     commit_weight: float = 10.0
     gan_start_step: int = 1500  # pure reconstruction before this step
     val_clips: int = 16
+    # Decoder-only fine-tuning: keep the encoder (and so the latent space) fixed. Used to keep
+    # improving the decoder while a diffusion model trains on latents of the frozen encoder.
+    freeze_encoder: bool = False
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
 
 
@@ -86,7 +90,10 @@ class CodecTask:
         self.codec, self.config = codec, config
         self.train_audio, self.valid_audio = train_audio, valid_audio[: config.val_clips]
         self.discriminator = CodecDiscriminator(config.discriminator)
-        self.opt_gen = torch.optim.AdamW(codec.parameters(), lr=config.lr, betas=config.betas)
+        if config.freeze_encoder:
+            codec.encoder.requires_grad_(False)
+        self.trainable = [p for p in codec.parameters() if p.requires_grad]
+        self.opt_gen = torch.optim.AdamW(self.trainable, lr=config.lr, betas=config.betas)
         self.opt_disc = torch.optim.AdamW(self.discriminator.parameters(), lr=config.lr,
                                           betas=config.betas)
 
@@ -131,7 +138,7 @@ class CodecTask:
 
         self.opt_gen.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.codec.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(self.trainable, cfg.grad_clip)
         self.opt_gen.step()
         self.discriminator.zero_grad(set_to_none=True)  # drop the generator pass's D gradients
         logs["loss"] = loss.item()
@@ -171,13 +178,24 @@ def load_split_audio(root: str | Path, split: str, sample_rate: int) -> torch.Te
 
 
 def train_codec(codec_name: str, preset: str, data: str | Path, out: str | Path,
-                loop: LoopConfig, **train_overrides) -> dict:
-    """Build codec + task, load the corpus, run the shared loop; returns the final loop state."""
+                loop: LoopConfig, init_from: str | Path | None = None, **train_overrides) -> dict:
+    """Build codec + task, load the corpus, run the shared loop; returns the final loop state.
+
+    ``init_from``: a codec run folder whose newest weights (codec and discriminator) start this
+    run — with ``freeze_encoder=True`` this continues training the decoder alone.
+    """
     codec = build_codec(codec_name, preset)
     cfg = train_config(preset, **train_overrides)
     task = CodecTask(codec, cfg, load_split_audio(data, "train", codec.sample_rate),
                      load_split_audio(data, "valid", codec.sample_rate))
     record = {"codec": codec_record(codec, preset), "train": cfg.to_dict()}
+    if init_from is not None:
+        record["init_from"] = str(Path(init_from).resolve())
+        if latest_checkpoint(out) is None:  # a fresh run: start from the other run's weights
+            ckpt = latest_checkpoint(init_from)
+            if ckpt is None:
+                raise UserError(f"--init-from {init_from} has no checkpoint")
+            load_checkpoint(ckpt, task.modules())
     return run_training(task, out, loop, record)
 
 
@@ -186,7 +204,12 @@ def _run(args) -> int:
     codec_config(args.codec, args.preset)  # fail early on a bad name/preset
     loop = LoopConfig(max_steps=args.steps, seed=args.seed, max_minutes=args.max_minutes,
                       val_every=args.val_every, ckpt_every=args.ckpt_every, log_every=10)
-    state = train_codec(args.codec, args.preset, args.data, args.out, loop, **overrides)
+    if args.freeze_encoder:
+        if not args.init_from:
+            raise UserError("--freeze-encoder needs --init-from RUN (the trained encoder to keep)")
+        overrides["freeze_encoder"] = True
+    state = train_codec(args.codec, args.preset, args.data, args.out, loop, args.init_from,
+                        **overrides)
     print(f"codec: stopped at step {state['step']}; validation: {state.get('val')}")
     return 0
 
@@ -205,4 +228,8 @@ def register_cli(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
     p.add_argument("--val-every", type=int, default=500)
     p.add_argument("--ckpt-every", type=int, default=250)
+    p.add_argument("--init-from", default=None, metavar="RUN",
+                   help="start from the newest weights of another codec run folder")
+    p.add_argument("--freeze-encoder", action="store_true",
+                   help="train only the decoder (keeps the latent space fixed; needs --init-from)")
     p.set_defaults(func=_run)
