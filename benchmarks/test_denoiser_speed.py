@@ -1,16 +1,16 @@
 """Denoiser speed: DPD vs parameter- and compute-matched U-Nets across lengths, SRU vs GRU.
 
-    .venv/bin/python -m pytest benchmarks/test_denoiser_speed.py -s            # full (~3 min, CPU)
-    .venv/bin/python -m pytest benchmarks/test_denoiser_speed.py -s --quick    # smoke run (CI)
+    OMP_NUM_THREADS=1 .venv/bin/python -m pytest benchmarks/test_denoiser_speed.py -q   # full, ~3 min
+    .venv/bin/python -m pytest benchmarks/test_denoiser_speed.py -q --quick            # smoke run (CI)
 
-Each scenario is one CSV row (results/benchmarks/denoiser_speed.csv; a tmp dir with --quick):
-forward time of one clip (B = 1, eval, no grad) at 5, 10, 20, 40 s of latent (125 frames/s), as ms
-and ms per second of latent, plus its cost relative to 10 s; a training step (B = 8, L = 625);
-the fine-path RNN alone; and the share of DPD forward time spent in the coarse and fine paths.
-Models are timed round-robin so that load from other processes hits all of them alike; the table
-gives the best and the median of the repeats (ratios use the best: on a shared machine it is the
-least disturbed by other processes). Nothing here asserts that one model beats another: the numbers go to
-docs/denoisers.md with the hardware and the command.
+Each scenario is one CSV row (results/benchmarks/denoiser_speed.csv; a tmp dir with --quick), and
+the table is printed at the end: forward time of one clip (B = 1, eval, no grad) at 5, 10, 20, 40 s
+of latent (125 frames/s) as ms and ms per second of latent, its cost relative to 10 s, and its
+FLOPs (machine-independent); a training step (B = 8, L = 625); the fine-path RNN alone; and the
+share of DPD forward time spent in the coarse and fine paths. Calls are timed round-robin so that
+load from other processes hits all of them alike; the table gives the best and the median of the
+repeats (ratios use the best, the least disturbed on a shared machine). Nothing here asserts that
+one model beats another: the numbers go to docs/denoisers.md with the hardware and the command.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.utils import flop_counter
 
 from melody_lab.denoisers import build_denoiser, count_parameters
 from melody_lab.denoisers.sru import build_bidirectional_rnn
@@ -51,6 +52,8 @@ class Row:
     relative_to_10s: float | None
     device: str
     threads: int
+    gflops: float | None = None           # forward: matmul + attention FLOPs (torch FlopCounterMode)
+    gflops_relative_to_10s: float | None = None
     note: str = ""
 
 
@@ -74,7 +77,7 @@ def settings(request, tmp_path_factory):
         quick=quick,
         preset="micro" if quick else "tiny",
         seconds=(0.5, 1.0) if quick else (5.0, 10.0, 20.0, 40.0),
-        repeats=1 if quick else 7,
+        repeats=1 if quick else 9,
         device=torch.device("cuda" if torch.cuda.is_available() else "cpu"),
         csv=Path(out) / "denoiser_speed.csv",
     )
@@ -100,11 +103,13 @@ def _print_table(collected: list[Row], settings) -> None:
     print(f"\n# {_hardware()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; CSV: {settings['csv']}")
     print(f"{'scenario':<19}{'model':<14}{'params':>10}{'latent s':>9}{'B':>3}{'best ms':>10}"
-          f"{'median':>9}{'ms/latent s':>13}{'vs 10 s':>9}  note")
+          f"{'median':>9}{'ms/latent s':>13}{'vs 10 s':>9}{'GFLOP':>8}{'vs 10 s':>9}  note")
     for r in collected:
         rel = f"{r.relative_to_10s:.2f}x" if r.relative_to_10s is not None else ""
+        flops = (f"{r.gflops:>8.2f}{r.gflops_relative_to_10s:>8.2f}x" if r.gflops is not None
+                 else " " * 17)
         print(f"{r.scenario:<19}{r.model:<14}{r.params:>10,}{r.seconds_of_latent:>9.1f}{r.batch:>3}"
-              f"{r.best_ms:>10.1f}{r.median_ms:>9.1f}{r.ms_per_latent_second:>13.2f}{rel:>9}  {r.note}")
+              f"{r.best_ms:>10.1f}{r.median_ms:>9.1f}{r.ms_per_latent_second:>13.2f}{rel:>9}{flops}  {r.note}")
 
 
 def _sync(device):
@@ -112,9 +117,9 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def _time_round_robin(calls: dict, repeats: int, device) -> dict[str, tuple[float, float]]:
-    """label -> (best, median) ms over ``repeats`` rounds (after one warm-up round)."""
-    times: dict[str, list[float]] = {label: [] for label in calls}
+def _time_round_robin(calls: dict, repeats: int, device) -> dict:
+    """key -> (best, median) ms over ``repeats`` rounds (after one warm-up round)."""
+    times: dict = {key: [] for key in calls}
     for round_ in range(repeats + 1):
         for label, call in calls.items():
             _sync(device)
@@ -124,6 +129,22 @@ def _time_round_robin(calls: dict, repeats: int, device) -> dict[str, tuple[floa
             if round_:
                 times[label].append((time.perf_counter() - start) * 1e3)
     return {label: (min(t), statistics.median(t)) for label, t in times.items()}
+
+
+_CPU_SDPA = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+if _CPU_SDPA is not None and _CPU_SDPA not in flop_counter.flop_registry:
+    @flop_counter.register_flop_formula(_CPU_SDPA)
+    def _cpu_sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs):
+        """torch counts the CUDA attention kernels only; the CPU one costs the same 4·B·h·N·M·d."""
+        batch, heads, queries, head_dim = query_shape
+        keys, value_dim = key_shape[2], value_shape[3]
+        return 2 * batch * heads * queries * keys * (head_dim + value_dim)
+
+
+def _forward_gflops(model, args) -> float:
+    with torch.no_grad(), flop_counter.FlopCounterMode(display=False) as counter:
+        model(*args)
+    return counter.get_total_flops() / 1e9
 
 
 def _models(settings):
@@ -146,23 +167,24 @@ def _inputs(model, batch, length, device):
 
 def test_forward_time_per_second_of_latent(settings, rows):
     models = _models(settings)
+    calls = {}  # every (model, length) pair in one round-robin: load bursts hit all pairs alike
     for seconds in settings["seconds"]:
-        length = round(seconds * FRAMES_PER_SECOND)
-        calls = {}
         for label, model in models.items():
-            args = _inputs(model.eval(), 1, length, settings["device"])
-            calls[label] = (lambda m=model, a=args: torch.no_grad()(m)(*a))
-        medians = _time_round_robin(calls, settings["repeats"], settings["device"])
-        for label, (best, median) in medians.items():
-            rows.append(Row("forward", label, count_parameters(models[label]), seconds, 1, best,
-                            median, best / seconds, None, settings["device"].type,
-                            torch.get_num_threads()))
+            args = _inputs(model.eval(), 1, round(seconds * FRAMES_PER_SECOND), settings["device"])
+            calls[label, seconds] = (lambda m=model, a=args: torch.no_grad()(m)(*a))
+    timings = _time_round_robin(calls, settings["repeats"], settings["device"])
+    gflops = {}
+    for label, seconds in calls:
+        model = models[label]
+        gflops[label, seconds] = _forward_gflops(
+            model, _inputs(model, 1, round(seconds * FRAMES_PER_SECOND), settings["device"]))
     reference = max(s for s in settings["seconds"] if s <= 10.0)
-    base = {r.model: r.best_ms for r in rows if r.scenario == "forward" and r.seconds_of_latent == reference}
-    for r in rows:
-        if r.scenario == "forward":
-            r.relative_to_10s = r.best_ms / base[r.model]
-            assert r.best_ms > 0
+    for (label, seconds), (best, median) in timings.items():
+        rows.append(Row("forward", label, count_parameters(models[label]), seconds, 1, best, median,
+                        best / seconds, best / timings[label, reference][0], settings["device"].type,
+                        torch.get_num_threads(), gflops[label, seconds],
+                        gflops[label, seconds] / gflops[label, reference]))
+        assert best > 0 and gflops[label, seconds] > 0
 
 
 def test_training_step_time(settings, rows):

@@ -20,7 +20,7 @@ def test_micro_denoiser_overfits_a_handful_of_latents(name):
     z_noisy, target = add_noise(z, noise, angles), velocity_target(z, noise, angles)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(300):
+    for _ in range(150):
         loss = (model(z_noisy, angles, tokens) - target).pow(2).mean()
         optimizer.zero_grad()
         loss.backward()

@@ -44,7 +44,7 @@ PRESETS: dict[str, dict[str, dict]] = {
         "tiny": dict(latent_dim=16, channels=(48, 64, 96), attention_levels=(False, True, True),
                      blocks_per_level=2, cond_dim=64, heads=4, ffn_mult=2, vocab_size=256),
         # the same forward time as tiny DPD at 10 s of latent on the CPU of docs/denoisers.md
-        "tiny_compute": dict(latent_dim=16, channels=(56, 88, 120),
+        "tiny_compute": dict(latent_dim=16, channels=(48, 80, 112),
                              attention_levels=(False, True, True), blocks_per_level=2, cond_dim=64,
                              heads=4, ffn_mult=2, vocab_size=256),
         "paper": dict(latent_dim=16, channels=(256, 512, 768, 1024),

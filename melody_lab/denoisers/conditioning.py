@@ -21,10 +21,7 @@ import math
 import torch
 from torch import nn
 
-try:  # the diffusion core owns the constant once it exists; this is the same value
-    from ..diffusion import NULL_TOKEN
-except ImportError:
-    NULL_TOKEN = -1
+from ..diffusion.guidance import NULL_TOKEN  # −1: the classifier-free-guidance null marker
 
 ANGLE_INTERPOLATIONS = ("cossin", "slerp")
 
@@ -116,7 +113,8 @@ def token_positions(num_tokens: int, length: int, frames_per_unit: float,
     continuous: frame j spans [j, j + 1).
 
     Semantic tokens (25 Hz) and latent frames (125 Hz) cover the same audio, so a token's rotary
-    position is its centre time on the query axis; cross-attention then favours nearby tokens.
+    position is its centre time on the query axis: cross-attention logits can then depend on the
+    time offset between a query and a token, not only on their content.
     """
     centres = (torch.arange(num_tokens, device=device, dtype=torch.float32) + 0.5) * length / num_tokens
     return centres / frames_per_unit

@@ -4,7 +4,8 @@
       ┌──────────────────────────────────────────────────────────────┘
       │ N × dual-path block:
       │   coarse: mean-merge K → K_i positions, RoFormer along the S segments (rotary self-attention
-      │           + cross-attention to the token memory), repeat back to K, add, RMSNorm
+      │           + cross-attention to the token memory, by default one query per segment),
+      │           repeat the change back to K positions, add, RMSNorm
       │   fine:   2-layer bidirectional SRU (or GRU) along the K positions of each segment,
       │           FiLM(angle emb + mean token emb), add, RMSNorm
       └─ overlap-add ─ RMSNorm ─ Linear(H→D) ─ v̂
@@ -29,7 +30,7 @@ from .sru import build_bidirectional_rnn
 @dataclass
 class DPDConfig(Config):
     latent_dim: int = 16
-    width: int = 192                      # H
+    width: int = 128                      # H
     num_blocks: int = 4                   # N
     segment_size: int = 32                # K (hop K/2); even
     merge_widths: tuple[int, ...] = ()    # K_i per block, each dividing K; () = sandglass_widths
@@ -37,7 +38,7 @@ class DPDConfig(Config):
     cross_attention: str = "segment"      # "segment": one query per segment | "position": per K_i
     heads: int = 4
     ffn_mult: int = 4
-    rnn_type: str = "sru"                 # fine path: "sru" | "gru"
+    rnn_type: str = "sru"                 # fine path: "sru" (the paper's) | "gru" (tiny preset)
     rnn_layers: int = 2
     rnn_hidden: int = 0                   # state size per direction; 0 = width // 2
     vocab_size: int = 256                 # semantic-token vocabulary (NULL_TOKEN is extra)
