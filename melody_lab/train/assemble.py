@@ -40,9 +40,9 @@ def pipeline_from_runs(codec: str | Path, mulan: str | Path, tokenizer: str | Pa
 
     net, train = load_trained_denoiser(denoiser)
     codec_model = load_codec(codec)
-    if window_seconds is None:  # the clip length the denoiser was trained on
+    if window_seconds is None:  # the length the denoiser was trained on: its crops, or whole clips
         data = json.loads((Path(denoiser) / "config.json").read_text())["data"]
-        window_seconds = float(load_corpus_info(data)["clip_seconds"])
+        window_seconds = train.get("crop_seconds") or float(load_corpus_info(data)["clip_seconds"])
     config = MeLoDyConfig(window_seconds=window_seconds, num_chunks=train["num_chunks"],
                           names={"codec": codec_model.name, "denoiser": train["denoiser"]},
                           **config_overrides)

@@ -36,6 +36,7 @@ class DenoiserTrainConfig(Config):
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     val_clips: int = 64
+    crop_seconds: float | None = None  # train on random crops of this length (None: whole clips)
 
 
 class DenoiserTask:
@@ -45,7 +46,7 @@ class DenoiserTask:
 
     def __init__(self, config: DenoiserTrainConfig, train: dict[str, torch.Tensor],
                  valid: dict[str, torch.Tensor], device: torch.device | str = "cpu",
-                 **denoiser_overrides):
+                 frame_rate: float = 125.0, **denoiser_overrides):
         self.config = config
         self.device = torch.device(device)
         self.latents, self.tokens = train["latents"], train["tokens"]
@@ -59,6 +60,14 @@ class DenoiserTask:
         if vocab is not None and int(self.tokens.max()) >= vocab:
             raise UserError(f"semantic tokens go up to {int(self.tokens.max())} but the denoiser's "
                             f"vocab_size is {vocab}; pass a matching vocab_size")
+        self.frames_per_token = self.latents.shape[1] // self.tokens.shape[1]
+        self.crop_frames = self.latents.shape[1]
+        if config.crop_seconds is not None:
+            crop = round(config.crop_seconds * frame_rate)
+            self.crop_frames = crop - crop % self.frames_per_token
+            if not 0 < self.crop_frames <= self.latents.shape[1]:
+                raise UserError(f"crop_seconds {config.crop_seconds} does not fit the "
+                                f"{self.latents.shape[1]}-frame training latents")
         self.ema = copy.deepcopy(self.net).requires_grad_(False)
         self.train_net = distributed.wrap(self.net)  # DDP under torchrun, else the net itself
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=config.lr,
@@ -73,8 +82,14 @@ class DenoiserTask:
     def train_step(self, step: int, generator: torch.Generator) -> dict[str, float]:
         cfg = self.config
         idx = torch.randint(0, self.latents.shape[0], (cfg.batch_size,), generator=generator)
-        z = self.latents[idx].float()
-        tokens = drop_tokens(self.tokens[idx].long(), cfg.cfg_dropout, generator)
+        z, tokens = self.latents[idx].float(), self.tokens[idx].long()
+        if self.crop_frames < z.shape[1]:  # one random crop for the batch, on the token grid
+            starts = (z.shape[1] - self.crop_frames) // self.frames_per_token + 1
+            t0 = int(torch.randint(0, starts, (1,), generator=generator))
+            f0 = t0 * self.frames_per_token
+            z = z[:, f0:f0 + self.crop_frames]
+            tokens = tokens[:, t0:t0 + self.crop_frames // self.frames_per_token]
+        tokens = drop_tokens(tokens, cfg.cfg_dropout, generator)
         target = multichunk_target(z, cfg.num_chunks, generator)
         for group in self.opt.param_groups:
             group["lr"] = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
@@ -116,7 +131,8 @@ def train_denoiser(data: str | Path, codec_dir: str | Path, tokenizer_dir: str |
     caches = {split: build_latent_cache(data, split, codec, tokenizer, Path(out) / "cache",
                                         provenance=provenance, progress=loop.progress)
               for split in ("train", "valid")}
-    task = DenoiserTask(config, caches["train"], caches["valid"], device, **denoiser_overrides)
+    task = DenoiserTask(config, caches["train"], caches["valid"], device,
+                        codec.sample_rate / codec.hop_length, **denoiser_overrides)
     print(f"{config.denoiser}/{config.preset}: {count_parameters(task.net):,} parameters; "
           f"{caches['train']['latents'].shape[0]} training latents of shape "
           f"{tuple(caches['train']['latents'].shape[1:])}")
@@ -140,6 +156,9 @@ def register_cli(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="latents per step")
     p.add_argument("--lr", type=float, default=5e-4, help="peak AdamW learning rate")
     p.add_argument("--chunks", type=int, default=5, help="M, chunks per window (multi-chunk loss)")
+    p.add_argument("--crop-seconds", type=float, default=None,
+                   help="train on random crops of this many seconds (default: whole clips); "
+                   "the bundle then generates in windows of this length")
     p.add_argument("--max-minutes", type=float, default=None, help="stop cleanly after this long")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -148,7 +167,8 @@ def register_cli(subparsers) -> None:
 
 def _run_cli(args) -> int:
     config = DenoiserTrainConfig(denoiser=args.denoiser, preset=args.preset,
-                                 batch_size=args.batch_size, lr=args.lr, num_chunks=args.chunks)
+                                 batch_size=args.batch_size, lr=args.lr, num_chunks=args.chunks,
+                                 crop_seconds=args.crop_seconds)
     loop = LoopConfig(max_steps=args.steps, seed=args.seed, max_minutes=args.max_minutes,
                       progress=not args.no_progress, val_every=500, ckpt_every=250)
     state = train_denoiser(args.data, args.codec, args.tokenizer, args.out, config, loop)
