@@ -211,3 +211,22 @@ def test_lm_round_trips_through_safetensors(lm, tmp_path):
     assert torch.equal(loaded.generate(codes, 20, seed=1), lm.generate(codes, 20, seed=1))
     with pytest.raises(UserError, match="MuLan codes"):
         lm.generate(torch.full((1, 4), 8), 5)
+
+
+def test_mulan_half_precision_export_loads_as_float32_and_embeds_alike(tmp_path):
+    torch.manual_seed(0)
+    mulan = build_mulan("micro").eval()
+    audio = torch.randn(2, SR) * 0.1
+    mulan.save_pretrained(tmp_path / "m", half=True)
+    loaded = type(mulan).from_pretrained(tmp_path / "m")
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    with torch.no_grad():
+        assert (loaded.embed_audio(audio) - mulan.embed_audio(audio)).abs().max() < 1e-2
+
+
+def test_bigram_baseline_beats_unigram_on_sticky_sequences():
+    from melody_lab.semantic.evaluate import bigram_cross_entropy
+    from melody_lab.train.lm import unigram_cross_entropy
+
+    tokens = torch.arange(8).repeat_interleave(4).repeat(20, 1)  # each token held for 4 frames
+    assert bigram_cross_entropy(tokens, tokens, 8) < 1.0 < 2.0 < unigram_cross_entropy(tokens, tokens, 8)

@@ -72,3 +72,16 @@ def test_shipped_tiny_checkpoints_are_consistent():
                                                                       rvq.config.codebook_size)
     codes = rvq.quantize(mulan.embed_text(["a jig"]))
     assert lm.generate(codes, 10, seed=0).shape == (1, 10)
+
+
+def test_evaluation_reports_on_the_trained_runs(runs, micro_corpus):
+    from melody_lab.semantic.evaluate import evaluate_lm, evaluate_mulan
+
+    mulan_report = evaluate_mulan(MuLan.from_pretrained(runs / "mulan"), micro_corpus, "train")
+    retrieval = mulan_report["retrieval"]
+    assert retrieval["chance_r@1"] == pytest.approx(1 / retrieval["n"])
+    assert "genre" in mulan_report["zero_shot"]
+    lm_report = evaluate_lm(runs / "lm", micro_corpus, "valid", sampling=((1.0, 10),))
+    assert lm_report["ppl_audio_codes"] < lm_report["ppl_unigram"]
+    stats = lm_report["sampling"]["temperature=1.0,top_k=10"]
+    assert 0 <= stats["repeat_rate"] <= 1 and stats["js_divergence_vs_real"] >= 0

@@ -27,15 +27,19 @@ from ..train.checkpoint import CheckpointError, latest_checkpoint
 
 def save_pretrained(module: torch.nn.Module, config: Any, out_dir: str | Path, kind: str,
                     half: bool = False, extra: dict[str, Any] | None = None) -> Path:
-    """Write ``out_dir`` (export layout) atomically; ``half`` stores float tensors as fp16."""
+    """Write ``out_dir`` (export layout) atomically; ``half`` stores parameters as fp16.
+
+    Buffers (normalisation statistics, codebooks) always stay fp32.
+    """
     out = Path(out_dir)
     tmp = out.with_name(f".{out.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    params = {name for name, _ in module.named_parameters()}
     tensors = {}
     for name, value in module.state_dict().items():
         value = value.detach().cpu().contiguous()
-        tensors[name] = value.half() if half and value.is_floating_point() else value
+        tensors[name] = value.half() if half and name in params else value
     save_file(tensors, str(tmp / f"{kind}.safetensors"))
     record = {"kind": kind, "config": config.to_dict(), **(extra or {})}
     (tmp / "config.json").write_text(json.dumps(record, indent=2, sort_keys=True))
