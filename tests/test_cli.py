@@ -59,9 +59,9 @@ def test_generate_writes_a_file(bundle, tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, match", [
     (["generate", "   ", "--duration", "1"], "prompt is empty"),
-    (["generate", "a reel", "--duration", "0"], "positive"),
-    (["generate", "a reel", "--duration", "1e9"], "at most"),
-    (["generate", "a reel", "--steps", "0"], "between 1 and"),
+    (["generate", "a reel", "--duration", "0"], "must lie in (0, 600]"),
+    (["generate", "a reel", "--duration", "1e9"], "must lie in (0, 600]"),
+    (["generate", "a reel", "--steps", "0"], "steps must lie in [1, 1000]"),
     (["generate", "a reel", "--schedule", "cosine"], "invalid choice"),
     (["generate", "a reel", "--bundle", "/nonexistent/bundle"], "no bundle"),
     (["continue", "/nonexistent.wav", "--seconds", "1"], "not found"),

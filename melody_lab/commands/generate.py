@@ -11,46 +11,27 @@ from ..errors import UserError
 MAX_SECONDS = 600.0
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
-    if value > MAX_SECONDS:
-        raise argparse.ArgumentTypeError(f"at most {MAX_SECONDS:g} seconds, got {text}")
-    return value
+def _bounded(convert, low: float, high: float, what: str, low_inclusive: bool = True):
+    """An argparse type: ``convert(text)`` checked to lie in [low, high] (or (low, high])."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what}: expected a number, got {text!r}") from None
+        above = value >= low if low_inclusive else value > low
+        if not (math.isfinite(value) and above and value <= high):
+            bracket = "[" if low_inclusive else "("
+            raise argparse.ArgumentTypeError(f"{what} must lie in {bracket}{low:g}, {high:g}], got {text}")
+        return value
+
+    return parse
 
 
-def _non_negative_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text}")
-    return value
-
-
-def _steps(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of steps, got {text!r}") from None
-    if not 1 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"steps must be between 1 and 1000, got {value}")
-    return value
-
-
-def _guidance(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or not 0 <= value <= 50:
-        raise argparse.ArgumentTypeError(f"guidance must be between 0 and 50, got {text}")
-    return value
+_positive_seconds = _bounded(float, 0, MAX_SECONDS, "seconds", low_inclusive=False)
+_non_negative_seconds = _bounded(float, 0, math.inf, "seconds")
+_steps = _bounded(int, 1, 1000, "steps")
+_guidance = _bounded(float, 0, 50, "guidance")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
