@@ -25,6 +25,7 @@ from ..codecs.losses import (feature_matching_loss, lsgan_discriminator_loss, ls
 from ..codecs.metrics import reconstruction_metrics
 from ..config import Config
 from ..errors import UserError
+from . import distributed
 from .checkpoint import latest_checkpoint, load_checkpoint
 from .loop import LoopConfig, run_training
 
@@ -90,6 +91,7 @@ class CodecTask:
         self.codec, self.config = codec, config
         self.train_audio, self.valid_audio = train_audio, valid_audio[: config.val_clips]
         self.discriminator = CodecDiscriminator(config.discriminator)
+        distributed.broadcast_parameters(codec, self.discriminator)
         if config.freeze_encoder:
             codec.encoder.requires_grad_(False)
         self.trainable = [p for p in codec.parameters() if p.requires_grad]
@@ -127,6 +129,7 @@ class CodecTask:
                                               self.discriminator(recon.detach()))
             self.opt_disc.zero_grad(set_to_none=True)
             d_loss.backward()
+            distributed.average_gradients(self.discriminator)
             torch.nn.utils.clip_grad_norm_(self.discriminator.parameters(), cfg.grad_clip)
             self.opt_disc.step()
             with torch.no_grad():  # real features are only targets for feature matching
@@ -138,6 +141,7 @@ class CodecTask:
 
         self.opt_gen.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(self.codec)
         torch.nn.utils.clip_grad_norm_(self.trainable, cfg.grad_clip)
         self.opt_gen.step()
         self.discriminator.zero_grad(set_to_none=True)  # drop the generator pass's D gradients

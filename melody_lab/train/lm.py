@@ -25,6 +25,7 @@ from ..semantic.mulan import MuLan
 from ..semantic.rvq import ResidualVQ
 from ..semantic.tokenizer import SemanticTokenizer
 from .checkpoint import atomic_write_text, latest_checkpoint
+from . import distributed
 from .loop import run_training
 from .semantic_common import add_common_args, add_loop_args, load_split, loop_config, lr_at, set_lr
 
@@ -104,6 +105,7 @@ class LMTask:
     def __init__(self, model: SemanticLM, cfg: LMTrainConfig, train: dict, valid: dict,
                  total_steps: int):
         self.model, self.cfg, self.train, self.valid, self.total = model, cfg, train, valid, total_steps
+        distributed.broadcast_parameters(model)
         self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                      betas=(0.9, 0.95))
         self.unigram = unigram_cross_entropy(train["tokens"], valid["tokens"],
@@ -133,6 +135,7 @@ class LMTask:
         set_lr(self.opt, lr_at(step, self.cfg.lr, self.cfg.warmup_steps, self.total))
         self.opt.zero_grad()
         loss.backward()
+        distributed.average_gradients(self.model)
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.opt.step()
         return {"loss": loss.item()}

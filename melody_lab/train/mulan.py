@@ -22,6 +22,7 @@ from ..semantic.mulan import MULAN_PRESETS, MuLan
 from ..semantic.retrieval import retrieval_metrics
 from ..semantic.rvq import ResidualVQ
 from ..semantic.text_tower import encode_captions
+from . import distributed
 from .loop import run_training
 from .semantic_common import (Split, add_common_args, add_loop_args, load_split, loop_config,
                               lr_at, set_lr)
@@ -87,6 +88,7 @@ class MuLanTask:
         self.val_text_feats = encode_captions(val_unique)
         c = model.config
         self.crop = min(self.mels.shape[-1], int(cfg.crop_seconds * c.sample_rate / c.hop_length))
+        distributed.broadcast_parameters(model)
         self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     def modules(self):
@@ -108,6 +110,7 @@ class MuLanTask:
         set_lr(self.opt, lr_at(step, self.cfg.lr, self.cfg.warmup_steps, self.total))
         self.opt.zero_grad()
         loss.backward()
+        distributed.average_gradients(self.model)
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.opt.step()
         return {"loss": loss.item(), "temp": 1 / self.model.log_inv_temperature.exp().item()}
