@@ -28,12 +28,15 @@ def world_size() -> int:
     return dist.get_world_size() if is_distributed() else 1
 
 
-def setup() -> torch.device:
-    """Start the process group if launched by torchrun; return this rank's device."""
+def setup(allow_cuda: bool = True) -> torch.device:
+    """Start the process group if launched by torchrun; return this rank's device.
+
+    Stages that train on the CPU only pass ``allow_cuda=False`` (gloo, CPU device).
+    """
+    use_cuda = allow_cuda and torch.cuda.is_available()
     if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1 and not is_distributed():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
-    if torch.cuda.is_available():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    if use_cuda:
         local = int(os.environ.get("LOCAL_RANK", 0))
         torch.cuda.set_device(local)
         return torch.device("cuda", local)

@@ -161,6 +161,7 @@ def train_lm(preset: str, data, out, mulan_dir, tokenizer_dir, args=None) -> dic
     from argparse import Namespace
 
     args = args or Namespace(max_steps=None, max_minutes=None, no_progress=True, seed=0)
+    distributed.setup(allow_cuda=False)  # this stage trains on CPU ranks (gloo) under torchrun
     out, mulan_dir, tokenizer_dir = Path(out), Path(mulan_dir), Path(tokenizer_dir)
     if not (mulan_dir / "rvq" / "config.json").is_file():
         raise UserError(f"{mulan_dir} has no rvq/ folder: train MuLan with `melody-lab train "

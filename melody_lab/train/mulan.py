@@ -144,6 +144,7 @@ def train_mulan(preset: str, data: str | Path, out: str | Path, args=None) -> di
     from argparse import Namespace
 
     args = args or Namespace(max_steps=None, max_minutes=None, no_progress=True, seed=0)
+    distributed.setup(allow_cuda=False)  # this stage trains on CPU ranks (gloo) under torchrun
     cfg, tcfg = MULAN_PRESETS[preset], MULAN_TRAIN_PRESETS[preset]
     loop = loop_config(args, tcfg.steps, tcfg.val_every)
     torch.manual_seed(args.seed)
