@@ -6,7 +6,7 @@
     codec = load_codec("out/vaegan_tiny")                 # or a training run folder
     codec = load_codec("runs/codec", preset="tiny")       # error if it was not trained as tiny
 
-Presets: ``micro`` (unit tests, ~10k parameters), ``tiny`` (16 kHz, hop 128, D = 16: trained on
+Presets: ``micro`` (unit tests, ~45k parameters), ``tiny`` (16 kHz, hop 128, D = 16: trained on
 CPU and shipped), ``paper`` (24 kHz, hop 96, the paper's strides, channels and kernels).
 """
 from __future__ import annotations
