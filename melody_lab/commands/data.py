@@ -22,9 +22,11 @@ def register(subparsers) -> None:
         "clipped or non-finite clips, and write DIR/audio/*.flac, DIR/metadata.jsonl and "
         "DIR/corpus.json. Re-running with the same options finishes an interrupted build; the "
         "same seed gives the same bytes.")
-    build.add_argument("--preset", choices=["micro", "tiny"], default="tiny",
+    build.add_argument("--preset", choices=["micro", "tiny", "evalclap"], default="tiny",
                        help="micro: ~30 clips of 2 s (tests, seconds to build); "
-                       "tiny: ~3,600 clips of 5 s at 16 kHz (the CPU models' corpus)")
+                       "tiny: ~3,600 clips of 5 s at 16 kHz (the CPU models' corpus); "
+                       "evalclap: ~1,240 clips of 5 s from works disjoint from tiny's (same seed), "
+                       "for the evaluation CLAP")
     build.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     build.add_argument("--soundfont", metavar="PATH", default=None,
                        help="General-MIDI .sf2 file to render with; default: $MELODY_LAB_SOUNDFONT or "

@@ -56,12 +56,18 @@ def plan_works(config: CorpusConfig, seed: int) -> list[tuple[Work, str, int]]:
     interleaved round-robin and split with a low-discrepancy sequence, so every split gets a
     spread of genres and the split sizes follow the fractions closely even for tiny corpora.
     """
+    from .presets import EXCLUDE_WORKS_OF, get_preset
+
+    excluded = set()
+    if config.preset in EXCLUDE_WORKS_OF:  # e.g. evalclap: never a work of tiny (same seed)
+        excluded = {w.work_id for w, _, _ in plan_works(get_preset(EXCLUDE_WORKS_OF[config.preset]), seed)}
     groups = works_by_group()
     per_group: list[list[tuple[Work, int]]] = []
     for group, target in sorted(config.group_clips.items()):
         if group not in groups:
             raise UserError(f"unknown work group {group!r}; known: {sorted(groups)}")
-        candidates = sorted(groups[group], key=lambda w: _order_key(seed, w.work_id))
+        candidates = sorted((w for w in groups[group] if w.work_id not in excluded),
+                            key=lambda w: _order_key(seed, w.work_id))
         n_works = min(len(candidates), target)
         base, extra = divmod(target, max(n_works, 1))
         per_group.append([(w, min(config.max_clips_per_work, base + (i < extra)))

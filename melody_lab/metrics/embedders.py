@@ -8,6 +8,7 @@ or a list of 1-D clips of any lengths, resampling to its own rate. Build one by 
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from abc import ABC, abstractmethod
 from collections import defaultdict
@@ -172,3 +173,53 @@ class FeatureEmbedder(Embedder):
         valley = ordered[:, :k].mean(dim=1)
         peak = ordered[:, -k:].mean(dim=1)
         return torch.log(peak + self.eps) - torch.log(valley + self.eps)
+
+
+#: the evaluation CLAP shipped with the package (how it was trained: docs/ablations.md)
+EVALCLAP_TINY_DIR = Path(__file__).resolve().parent.parent / "assets" / "metrics" / "evalclap_tiny"
+
+
+@EMBEDDERS.register("evalclap-tiny")
+class EvalClapEmbedder(Embedder):
+    """The project's evaluation CLAP: a tiny MuLan (same architecture as the generator's) trained
+    on the ``evalclap`` corpus, whose works are disjoint from the ``tiny`` corpus the generators
+    learn from. ``embed`` gives its unit-norm audio embeddings (``[N, 128]``, for FAD);
+    ``embed_text`` / ``embed_audio`` make it usable by :func:`~melody_lab.metrics.clap_score`.
+    """
+
+    name = "evalclap-tiny"
+
+    def __init__(self, folder: str | Path | None = None, batch_size: int = 16):
+        from ..semantic import MuLan
+
+        folder = Path(folder) if folder is not None else EVALCLAP_TINY_DIR
+        if not (folder / "config.json").is_file():
+            raise UserError(f"the evaluation CLAP is not installed: {folder} has no config.json "
+                            f"(reinstall melody-lab, or train it as docs/ablations.md describes)")
+        self.model = MuLan.from_pretrained(folder).eval()
+        self.sample_rate = int(self.model.config.sample_rate)
+        weights = (folder / "mulan.safetensors").read_bytes()
+        self.fingerprint = "sha256:" + hashlib.sha256(weights).hexdigest()[:16]  # goes into reports
+        self.batch_size = batch_size
+
+    @torch.no_grad()
+    def embed_text(self, texts: list[str]) -> torch.Tensor:
+        """Captions → unit ``[B, E]``."""
+        return self.model.embed_text(list(texts))
+
+    @torch.no_grad()
+    def embed_audio(self, audio: torch.Tensor) -> torch.Tensor:
+        """Audio ``[B, T]`` at ``self.sample_rate`` → unit ``[B, E]``."""
+        return self.model.embed_audio(audio.float())
+
+    def _embed_clips(self, clips: list[np.ndarray]) -> np.ndarray:
+        by_length: dict[int, list[int]] = defaultdict(list)
+        for index, clip in enumerate(clips):
+            by_length[len(clip)].append(index)
+        out = np.zeros((len(clips), self.model.config.embed_dim))
+        for indices in by_length.values():
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start:start + self.batch_size]
+                batch = torch.from_numpy(np.stack([clips[i] for i in chunk]))
+                out[chunk] = self.embed_audio(batch).double().numpy()
+        return out

@@ -1,0 +1,161 @@
+"""Evaluate one configuration: generate from the fixed prompt set, then every metric with its CI.
+
+The evaluation set is fixed by the grid, never by the configuration: the first ``eval.prompts``
+captions of ``eval.split`` in a seed-independent hash order of clip ids (cycling through each
+clip's alternative captions when more prompts than clips are asked for), each generated once per
+seed in ``eval.seeds``. So n = prompts × len(seeds) for every row, and all rows see the same prompts.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import time
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from .grid import Configuration
+
+
+def column_name(embedder: str) -> str:
+    """``evalclap-tiny`` → ``evalclap_tiny`` (a CSV-friendly column stem)."""
+    return re.sub(r"[^0-9a-zA-Z]+", "_", embedder).strip("_").lower()
+
+
+def evaluation_prompts(corpus, split: str, count: int) -> list[str]:
+    """``count`` captions of ``split`` in a fixed order (see module docstring)."""
+    from ..data import load_metadata
+
+    rows = [r for r in load_metadata(corpus) if split == "all" or r["split"] == split]
+    if not rows:
+        raise UserError(f"split {split!r} of {corpus} has no clips to take prompts from")
+    rows.sort(key=lambda r: hashlib.sha256(r["clip_id"].encode()).hexdigest())
+    prompts = []
+    for i in range(count):
+        row = rows[i % len(rows)]
+        captions = row.get("captions") or [row["caption"]]
+        prompts.append(captions[(i // len(rows)) % len(captions)])
+    return prompts
+
+
+def build_embedders(names: list[str]) -> tuple[dict, dict[str, str]]:
+    """``{name: Embedder}`` for those that can be built, and ``{name: reason}`` for those that cannot."""
+    from ..metrics import build_embedder
+
+    built, skipped = {}, {}
+    for name in names:
+        try:
+            built[name] = build_embedder(name)
+        except (UserError, KeyError, ValueError) as err:
+            skipped[name] = f"skipped: {err}"
+    return built, skipped
+
+
+@torch.no_grad()
+def generate_set(model, config: Configuration, prompts: list[str], seeds: list[int],
+                 duration_s: float, batch_size: int) -> torch.Tensor:
+    """Audio ``[len(prompts) · len(seeds), T]``; batch b of seed s uses generation seed 1000·s + b."""
+    clips = []
+    for seed in seeds:
+        for b, start in enumerate(range(0, len(prompts), batch_size)):
+            clips.append(model.generate(prompts[start:start + batch_size], duration_s=duration_s,
+                                        steps=config.steps, schedule=config.schedule,
+                                        guidance=config.guidance, seed=1000 * seed + b))
+    return torch.cat(clips)
+
+
+def measure_speed(model, config: Configuration, prompt: str, duration_s: float, warmup: int,
+                  repeats: int):
+    """RTF per stage (the pipeline's own stage timings) of one prompt, after warm-up."""
+    from ..metrics import measure_rtf
+
+    def run(timer):
+        model.generate([prompt], duration_s=duration_s, steps=config.steps,
+                       schedule=config.schedule, guidance=config.guidance, seed=0)
+        for stage in ("mulan", "lm", "diffusion", "decode"):
+            timer.seconds[stage] += model.last_timings.get(stage, 0.0)
+
+    return measure_rtf(run, duration_s, warmup=warmup, repeats=repeats, device="cpu")
+
+
+def _ci_columns(prefix: str, ci) -> dict:
+    return {prefix: ci.estimate, f"{prefix}_low": ci.low, f"{prefix}_high": ci.high}
+
+
+def score_audio(audio: torch.Tensor, sample_rate: int, prompts: list[str], model, embedders: dict,
+                references: dict, clap_model, clap_status: str, settings: dict) -> tuple[dict, dict]:
+    """Every quality metric of generated ``audio [n, T]`` → (CSV columns, full detail).
+
+    FAD (+ bootstrap CI, + FAD∞ when n ≥ ``fad_infinity_min_n``) per embedder against its
+    reference embeddings; CLAP score under ``clap_model`` (None: NaN with ``clap_status`` saying
+    why — never replaced by another model); MCC under the generator's own MuLan.
+    """
+    from ..metrics import (bootstrap_fad_ci, bootstrap_mean_ci, clap_score, fad_infinity,
+                           mulan_cycle_consistency)
+
+    seed, resamples, confidence = 0, settings["bootstrap_resamples"], settings["confidence"]
+    columns, detail = {}, {"fad": {}, "fad_infinity": {}}
+    for name, embedder in embedders.items():
+        stem = column_name(name)
+        emb = embedder.embed(audio, sample_rate)
+        ref_emb, ref_name = references[name]
+        result, ci = bootstrap_fad_ci(emb, ref_emb, embedder=name, reference=ref_name,
+                                      confidence=confidence, n_resamples=resamples, seed=seed)
+        columns.update(_ci_columns(f"fad_{stem}", ci))
+        detail["fad"][name] = {**result.to_dict(), "ci": ci.to_dict()}
+        if len(emb) >= settings["fad_infinity_min_n"]:
+            inf = fad_infinity(emb, ref_emb, embedder=name, reference=ref_name, seed=seed)
+            columns[f"fad_inf_{stem}"] = inf.score
+            detail["fad_infinity"][name] = inf.to_dict()
+        else:
+            columns[f"fad_inf_{stem}"] = math.nan
+            detail["fad_infinity"][name] = f"skipped: n = {len(emb)} < fad_infinity_min_n"
+    if clap_model is None:
+        columns.update(clap=math.nan, clap_low=math.nan, clap_high=math.nan,
+                       clap_model=settings["clap"] or "", clap_status=clap_status)
+    else:
+        clap = clap_score(clap_model, prompts, audio, sample_rate, name=settings["clap"])
+        ci = bootstrap_mean_ci(clap.cosines, confidence=confidence, seed=seed)
+        columns.update(**_ci_columns("clap", ci), clap_model=settings["clap"], clap_status="ok")
+        detail["clap"] = {**clap.to_dict(), "ci": ci.to_dict()}
+    mcc = mulan_cycle_consistency(model.mulan, prompts, audio, sample_rate, name="generator-mulan")
+    ci = bootstrap_mean_ci(mcc.cosines, confidence=confidence, seed=seed)
+    columns.update(**_ci_columns("mcc", ci))
+    detail["mcc"] = {**mcc.to_dict(), "ci": ci.to_dict()}
+    return columns, detail
+
+
+def model_metrics(model, corpus, split: str, max_clips: int = 32) -> dict:
+    """Sampling-independent numbers of the configuration's codec and denoiser on real clips:
+    codec reconstruction (MR-STFT, SI-SDR) and the denoiser's single-pass velocity MSE / SI-SNRi."""
+    from ..data import ClipDataset
+    from ..denoisers import count_parameters, single_pass_metrics
+    from ..train.codec import evaluate_codec
+
+    started = time.perf_counter()
+    audio = ClipDataset(corpus, split).load_all_audio()[:max_clips]
+    codec = evaluate_codec(model.codec, audio)
+    model.codec.eval()
+    latents = torch.cat([model.codec.encode(chunk) for chunk in audio.split(8)])
+    tokens = model.tokenizer.tokenize(audio)
+    denoise = single_pass_metrics(model.denoiser, latents, tokens)
+    return {"denoiser_params": count_parameters(model.denoiser),
+            "velocity_mse": denoise["velocity_mse"], "si_snri_db": denoise["si_snri_db"],
+            "codec_mr_stft": codec["mr_stft"], "codec_si_sdr": codec["si_sdr"],
+            "model_eval_clips": len(audio), "model_eval_seconds": time.perf_counter() - started}
+
+
+def reference_embeddings(corpus, split: str, embedders: dict) -> tuple[dict, int]:
+    """``{name: (embeddings [N, E], reference name)}`` of the real clips of ``split``, and N."""
+    from ..data import ClipDataset
+
+    dataset = ClipDataset(corpus, split)
+    audio = dataset.load_all_audio()
+    if len(audio) < 2:
+        raise UserError(f"split {split!r} of {corpus} has {len(audio)} clip(s); FAD needs >= 2 "
+                        f"reference clips (use eval.split: all for a micro smoke run)")
+    ref_name = f"{corpus}:{split}"
+    return {name: (np.asarray(e.embed(audio, dataset.sample_rate)), ref_name)
+            for name, e in embedders.items()}, len(audio)

@@ -1,0 +1,196 @@
+"""``run_ablation(grid, out)``: train or reuse, generate, measure; one results row per configuration.
+
+    OUT/rows/<key>.json     one finished configuration (full detail), written atomically: the truth
+    OUT/results.csv         one row per configuration of the grid, rewritten atomically after each row
+    OUT/results.json        the rows plus provenance (embedders, reference set, n, seeds, hardware,
+                            package version, git commit, what was trained or reused)
+    OUT/runs/ OUT/data/     trained stages and built corpora (see ``stages.py``)
+
+Resumable: a row's key hashes its configuration and every fixed setting, so a restarted run skips
+every configuration whose row file exists (nothing finished is recomputed, nothing is duplicated)
+and a changed setting gives new keys instead of stale rows. Killed mid-row, only that row is redone.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from .grid import Configuration, Grid, load_grid
+from .provenance import provenance
+
+#: leading CSV columns (metric columns follow; FAD columns depend on the grid's embedders)
+ID_COLUMNS = ["key", "label", "codec", "denoiser", "denoiser_preset", "schedule", "steps", "guidance",
+              "n_eval", "n_reference", "reference", "duration_s", "seeds"]
+TAIL_COLUMNS = ["clap", "clap_low", "clap_high", "clap_model", "clap_status", "mcc", "mcc_low",
+                "mcc_high", "rtf", "rtf_mulan", "rtf_lm", "rtf_diffusion",
+                "rtf_decode", "speed_x_realtime", "peak_memory_mb", "memory_kind", "threads",
+                "denoiser_params", "velocity_mse", "si_snri_db", "codec_mr_stft", "codec_si_sdr",
+                "generate_seconds", "row_seconds", "finished_at"]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def columns_for(grid: Grid) -> list[str]:
+    from .evaluate import column_name
+
+    fad = []
+    for name in grid.eval["embedders"]:
+        stem = column_name(name)
+        fad += [f"fad_{stem}", f"fad_{stem}_low", f"fad_{stem}_high", f"fad_inf_{stem}"]
+    return ID_COLUMNS + fad + TAIL_COLUMNS
+
+
+def write_tables(grid: Grid, out: Path, rows: list[dict], info: dict) -> None:
+    """results.csv (one row per finished configuration, grid order) and results.json."""
+    columns = columns_for(grid)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v)
+                         for k, v in row["columns"].items()})
+    _atomic_write(out / "results.csv", buffer.getvalue())
+    _atomic_write(out / "results.json", json.dumps({**info, "rows": rows}, indent=1, default=str))
+
+
+def _clap_model(grid: Grid, embedders: dict, skipped: dict):
+    """The evaluation CLAP (an embedder with a text tower) and a status line; never a stand-in."""
+    from .evaluate import build_embedders
+
+    name = grid.eval["clap"]
+    if name is None:
+        return None, "skipped: eval.clap is none"
+    if name not in embedders and name not in skipped:
+        built, failed = build_embedders([name])
+        embedders, skipped = {**embedders, **built}, {**skipped, **failed}
+    if name in skipped:
+        return None, skipped[name]
+    if not hasattr(embedders[name], "embed_text"):
+        return None, f"skipped: embedder {name} has no text tower, so it cannot give a CLAP score"
+    return embedders[name], "ok"
+
+
+def metric_fingerprints(grid: Grid, embedders: dict, skipped: dict, clap_model) -> dict:
+    """What each evaluation model is (weights hash, or why it is unavailable): part of row keys."""
+    names = list(grid.eval["embedders"]) + ([grid.eval["clap"]] if grid.eval["clap"] else [])
+    found = {**embedders, **({grid.eval["clap"]: clap_model} if clap_model is not None else {})}
+    return {n: getattr(found[n], "fingerprint", "built-in") if n in found else "unavailable"
+            for n in dict.fromkeys(names)}
+
+
+def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = False,
+                 corpus: str | Path | None = None, runs_dir: str | Path | None = None,
+                 on_row: Callable[[dict], None] | None = None, progress: bool = False,
+                 train_only: bool = False) -> list[dict]:
+    """Run (or resume) every configuration of ``grid``; returns the rows in grid order.
+
+    ``grid`` is a :class:`Grid` or a path to a grid file (``quick`` applies its ``quick:`` section;
+    ``corpus``, a built corpus folder, replaces its ``data`` section). Trained stages go to
+    ``runs_dir`` (default OUT/runs; folders are named by a hash of their settings, so several
+    grids may share one runs folder and reuse each other's stages).
+    ``on_row(row)`` is called after each newly computed row has been written; ``train_only``
+    stops after training what the unfinished configurations need.
+    """
+    from .evaluate import build_embedders, evaluation_prompts, reference_embeddings
+    from .stages import Stages, prepare_corpus
+
+    if not isinstance(grid, Grid):
+        grid = load_grid(grid, quick=quick, corpus=corpus)
+    out = Path(out_dir)
+    (out / "rows").mkdir(parents=True, exist_ok=True)
+    configs = grid.configurations()
+    embedders, skipped = build_embedders(grid.eval["embedders"])
+    clap_model, clap_status = _clap_model(grid, embedders, skipped)
+    fingerprints = metric_fingerprints(grid, embedders, skipped, clap_model)
+    keys = [grid.row_key(c, fingerprints) for c in configs]
+    todo = [(c, k) for c, k in zip(configs, keys) if not (out / "rows" / f"{k}.json").is_file()]
+    print(f"[ablate] {grid.name}: {len(configs)} configurations, {len(configs) - len(todo)} finished "
+          f"earlier, {len(todo)} to run -> {out}")
+
+    def finished_rows() -> list[dict]:
+        return [json.loads((out / "rows" / f"{k}.json").read_text()) for k in keys
+                if (out / "rows" / f"{k}.json").is_file()]
+
+    info_path = out / "results.json"
+    info = {k: v for k, v in json.loads(info_path.read_text()).items() if k != "rows"} \
+        if info_path.is_file() and not todo else {}
+    if todo:
+        corpus = prepare_corpus(grid, out)
+        stages = Stages(grid, corpus, out, progress, runs_dir)
+        stages.prepare([c for c, _ in todo])
+        if train_only:
+            return finished_rows()
+        prompts = evaluation_prompts(corpus, grid.eval["split"], grid.eval["prompts"])
+        references, n_reference = reference_embeddings(corpus, grid.eval["split"], embedders)
+        info = {"grid": {"name": grid.name, "description": grid.description, "file": grid.source,
+                         **grid.fixed_settings(), "axes": grid.axes},
+                "corpus": str(corpus), "reference": {"set": f"{corpus}:{grid.eval['split']}",
+                                                     "n": n_reference},
+                "embedders": {**{n: "ok" for n in embedders}, **skipped},
+                "metric_models": fingerprints,
+                "clap": {"model": grid.eval["clap"], "status": clap_status},
+                "mcc": "cosine(text, audio) under each configuration's own MuLan",
+                "seeds": grid.eval["seeds"], "prompts": prompts, "training_log": stages.log,
+                "provenance": provenance()}
+        cache: dict[tuple, tuple] = {}
+        for config, key in todo:
+            row = _evaluate_row(grid, config, key, stages, corpus, prompts, embedders, references,
+                                n_reference, clap_model, clap_status, cache)
+            row["provenance"] = info["provenance"]
+            _atomic_write(out / "rows" / f"{key}.json", json.dumps(row, indent=1, default=str))
+            write_tables(grid, out, finished_rows(), info)
+            c = row["columns"]
+            print(f"[ablate] {c['label']}: " + ", ".join(
+                f"{k}={c[k]:.4g}" for k in c if k.startswith(("fad_", "mcc", "clap", "rtf"))
+                and not k.endswith(("_low", "_high")) and isinstance(c[k], float)))
+            if on_row is not None:
+                on_row(row)
+    rows = finished_rows()
+    write_tables(grid, out, rows, info)
+    return rows
+
+
+def _evaluate_row(grid: Grid, config: Configuration, key: str, stages, corpus, prompts, embedders,
+                  references, n_reference, clap_model, clap_status, cache) -> dict:
+    from .evaluate import generate_set, measure_speed, model_metrics, score_audio
+
+    started = time.perf_counter()
+    ev = grid.eval
+    model_key = stages.model_key(config)
+    if model_key not in cache:
+        cache.clear()  # one assembled pipeline in memory at a time (grid order groups them)
+        model, runs = stages.pipeline(config)
+        cache[model_key] = (model, runs, model_metrics(model, corpus, ev["split"]))
+    model, runs, model_numbers = cache[model_key]
+    gen_start = time.perf_counter()
+    audio = generate_set(model, config, prompts, ev["seeds"], ev["duration_s"], ev["batch_size"])
+    generate_seconds = time.perf_counter() - gen_start
+    quality, detail = score_audio(audio, model.sample_rate, prompts * len(ev["seeds"]), model,
+                                  embedders, references, clap_model, clap_status, ev)
+    speed = measure_speed(model, config, prompts[0], ev["duration_s"], ev["rtf_warmup"], ev["rtf_repeats"])
+    columns = {
+        "key": key, "label": config.label(), "codec": config.codec, "denoiser": config.denoiser,
+        "denoiser_preset": config.denoiser_preset, "schedule": config.schedule, "steps": config.steps,
+        "guidance": config.guidance, "n_eval": len(audio), "n_reference": n_reference,
+        "reference": f"{corpus}:{ev['split']}", "duration_s": ev["duration_s"],
+        "seeds": " ".join(map(str, ev["seeds"])), **quality, "rtf": speed.rtf,
+        **{f"rtf_{s}": speed.stage_rtf.get(s, math.nan) for s in ("mulan", "lm", "diffusion", "decode")},
+        "speed_x_realtime": speed.speed_x_realtime,
+        "peak_memory_mb": speed.peak_memory_bytes / 2**20 if speed.peak_memory_bytes else math.nan,
+        "memory_kind": speed.memory_kind, "threads": speed.threads, **model_numbers,
+        "generate_seconds": generate_seconds, "row_seconds": time.perf_counter() - started,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return {"key": key, "config": config.__dict__, "columns": columns, "runs": runs,
+            "detail": {**detail, "rtf": speed.to_dict()}}
