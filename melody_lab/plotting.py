@@ -6,6 +6,10 @@ Every function draws on ``ax`` (a new figure when None) and returns that ``Axes`
     plot_latent(latent)                         a latent [L, D] as an image (frames × dimensions)
     plot_frame_angles(angles)                   per-frame angle vectors [B, L] as an image, 0 … π/2
     plot_schedule_steps(schedules, num_steps)   the step sizes ω_i of several schedules as bars
+    plot_segments(segments)                     DPD segments [S, K] of a 1-channel signal as an image
+    plot_loss_curves(curves)                    training-loss curves {label: [loss per step]}
+    plot_token_image(tokens)                    integer tokens / codes [B, T] as an image
+    plot_similarity(similarity)                 a similarity matrix [N, M] (e.g. text × audio cosines)
 """
 from __future__ import annotations
 
@@ -20,7 +24,8 @@ from matplotlib.axes import Axes
 from .audio import log_mel
 from .diffusion import Schedule, get_schedule
 
-__all__ = ["plot_spectrogram", "plot_latent", "plot_frame_angles", "plot_schedule_steps"]
+__all__ = ["plot_spectrogram", "plot_latent", "plot_frame_angles", "plot_schedule_steps", "plot_segments",
+           "plot_loss_curves", "plot_token_image", "plot_similarity"]
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
@@ -116,4 +121,105 @@ def plot_schedule_steps(
            title=title if title is not None else f"step sizes, T = {num_steps}")
     ax.set_xticks(steps if num_steps <= 20 else steps[:: math.ceil(num_steps / 20)])
     ax.legend(fontsize=8)
+    return ax
+
+
+def plot_segments(
+    segments: torch.Tensor | np.ndarray, ax: Axes | None = None, title: str | None = None,
+    annotate: bool | None = None,
+) -> Axes:
+    """Segments [S, K] of a one-channel signal (e.g. ``segment(x, K)[0, :, :, 0]``) as an image.
+
+    One row per segment, one column per position in the segment. Exact zeros (the padding
+    ``segment`` adds) are left blank, so pass a signal without zeros (e.g. frame numbers 1 … L) to
+    see where each frame lands. ``annotate`` writes every value in its cell (default: when S·K ≤ 400).
+    """
+    values = _numpy(segments)
+    if values.ndim != 2:
+        raise ValueError(f"plot_segments needs segments [S, K], got shape {values.shape}")
+    rows, size = values.shape
+    masked = np.ma.masked_equal(values, 0.0)
+    ax = _axes(ax, (max(4.0, 0.45 * size + 2), max(2.5, 0.35 * rows + 1)))
+    image = ax.imshow(masked, aspect="auto", cmap="viridis", interpolation="nearest",
+                      extent=(-0.5, size - 0.5, rows - 0.5, -0.5))
+    ax.figure.colorbar(image, ax=ax)
+    if annotate if annotate is not None else rows * size <= 400:
+        for (r, k), value in np.ndenumerate(values):
+            if value != 0:
+                ax.text(k, r, f"{value:g}", ha="center", va="center", fontsize=7, color="w")
+    ax.grid(False)
+    ax.set(xlabel="position in segment", ylabel="segment", title=title)
+    return ax
+
+
+def plot_loss_curves(
+    curves: Mapping[str, Sequence[float]], ax: Axes | None = None, title: str | None = None,
+    smooth: int = 1, log: bool = True,
+) -> Axes:
+    """Loss per step for each ``{label: losses}``: the raw curve faint, its running mean over
+    ``smooth`` steps (trailing window) on top. ``log``: logarithmic y axis."""
+    ax = _axes(ax, (8, 3))
+    for k, (label, losses) in enumerate(curves.items()):
+        values = np.asarray(losses, dtype=float)
+        steps = np.arange(1, len(values) + 1)
+        color = f"C{k}"
+        if smooth > 1:
+            ax.plot(steps, values, color=color, alpha=0.25, lw=0.8)
+            cumulative = np.cumsum(np.insert(values, 0, 0.0))
+            window = np.minimum(steps, smooth)
+            values = (cumulative[steps] - cumulative[steps - window]) / window
+        ax.plot(steps, values, color=color, label=label)
+    if log:
+        ax.set_yscale("log")
+    ax.set(xlabel="step", ylabel="loss", title=title)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_token_image(
+    tokens: torch.Tensor | np.ndarray, ax: Axes | None = None, title: str | None = None,
+    token_rate: float | None = None, vocab_size: int | None = None, ylabel: str = "example",
+) -> Axes:
+    """Integer tokens [B, T] (or [T]) as an image: one row per sequence, colour = token id.
+
+    x axis: seconds when ``token_rate`` (tokens per second) is given, else the token index.
+    The colour range is 0 … ``vocab_size`` − 1 (default: the largest id shown).
+    """
+    values = _numpy(tokens)
+    if values.ndim == 1:
+        values = values[None]
+    if values.ndim != 2:
+        raise ValueError(f"plot_token_image needs tokens [B, T], got shape {values.shape}")
+    rows, length = values.shape
+    top = (vocab_size - 1) if vocab_size else max(float(values.max()), 1.0)
+    right = length / token_rate if token_rate else length
+    ax = _axes(ax, (8, max(1.5, 0.3 * rows + 1)))
+    image = ax.imshow(values, aspect="auto", cmap="nipy_spectral", vmin=0, vmax=top,
+                      interpolation="nearest", extent=(0, right, rows - 0.5, -0.5))
+    ax.figure.colorbar(image, ax=ax, label="token id")
+    ax.grid(False)
+    ax.set(xlabel="time (s)" if token_rate else "position", ylabel=ylabel, title=title)
+    return ax
+
+
+def plot_similarity(
+    similarity: torch.Tensor | np.ndarray, ax: Axes | None = None, title: str | None = None,
+    xlabel: str = "audio clip", ylabel: str = "caption", mark_best: bool = True,
+) -> Axes:
+    """A similarity matrix [N, M] (rows: queries, columns: candidates) as a heatmap.
+
+    ``mark_best`` puts a white dot on every row's highest entry (the top-1 retrieval).
+    """
+    values = _numpy(similarity)
+    if values.ndim != 2:
+        raise ValueError(f"plot_similarity needs a matrix [N, M], got shape {values.shape}")
+    ax = _axes(ax, (6, 5))
+    image = ax.imshow(values, aspect="auto", cmap="coolwarm", interpolation="nearest",
+                      vmin=-float(np.abs(values).max()), vmax=float(np.abs(values).max()))
+    ax.figure.colorbar(image, ax=ax, label="cosine")
+    if mark_best:
+        best = values.argmax(1)
+        ax.plot(best, np.arange(len(values)), "o", color="w", ms=3, mec="k", mew=0.5)
+    ax.grid(False)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     return ax
