@@ -27,6 +27,7 @@ import pytest
 import torch
 from torch.utils import flop_counter
 
+from melody_lab.ablation.provenance import cpu_model
 from melody_lab.denoisers import build_denoiser, count_parameters
 from melody_lab.denoisers.sru import build_bidirectional_rnn
 
@@ -55,18 +56,6 @@ class Row:
     gflops: float | None = None           # forward: matmul + attention FLOPs (torch FlopCounterMode)
     gflops_relative_to_10s: float | None = None
     note: str = ""
-
-
-def _hardware() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +89,7 @@ def rows(settings, request):
 
 
 def _print_table(collected: list[Row], settings) -> None:
-    print(f"\n# {_hardware()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
+    print(f"\n# {torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_model()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; CSV: {settings['csv']}")
     print(f"{'scenario':<19}{'model':<14}{'params':>10}{'latent s':>9}{'B':>3}{'best ms':>10}"
           f"{'median':>9}{'ms/latent s':>13}{'vs 10 s':>9}{'GFLOP':>8}{'vs 10 s':>9}  note")
