@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
-import platform
 import statistics
 import time
 from dataclasses import asdict, dataclass
