@@ -1,7 +1,6 @@
 """CLAP score / MCC, attribute accuracy, real-time factor and bootstrap confidence intervals."""
 import mmap
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
