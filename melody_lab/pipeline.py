@@ -79,6 +79,10 @@ class MeLoDy:
         folder = Path(name_or_dir)
         if str(name_or_dir) == "tiny" and not folder.exists():
             folder = Path(__file__).resolve().parent / "assets" / "bundles" / "tiny"
+        if str(name_or_dir) == "tiny" and not folder.is_dir():
+            raise BundleError("this installation has no shipped 'tiny' bundle yet (see "
+                              "docs/tiny_model.md); pass a bundle folder instead, e.g. one "
+                              "written by `melody-lab train all` or `melody-lab bundle`")
         if not folder.is_dir():
             raise BundleError(f"no bundle at {folder} (expected a folder made by save_pretrained, "
                               f"or the name 'tiny')")
