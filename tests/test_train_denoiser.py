@@ -42,3 +42,25 @@ def test_crops_stay_on_the_token_grid_and_ema_moves():
     assert seen_null
     assert any(not torch.equal(a, b) for a, b in zip(ema_before, task.ema.parameters()))
     assert set(task.validate()) >= {"velocity_mse", "si_snri_db"}
+
+
+def test_latent_cache_is_reused_only_for_the_same_weights(micro_corpus, tmp_path):
+    from melody_lab.codecs import build_codec
+    from melody_lab.semantic import SemanticTokenizer
+    from melody_lab.semantic.tokenizer import TOKENIZER_PRESETS
+    from melody_lab.train.latent_cache import build_latent_cache
+
+    torch.manual_seed(0)
+    codec = build_codec("vaegan", "micro")
+    tokenizer = SemanticTokenizer(TOKENIZER_PRESETS["micro"])
+    tokenizer.fit(torch.randn(4, 32000) * 0.1, seed=0)
+    first = build_latent_cache(micro_corpus, "valid", codec, tokenizer, tmp_path, progress=False)
+    marker = (tmp_path / "valid.safetensors").stat().st_mtime_ns
+    again = build_latent_cache(micro_corpus, "valid", codec, tokenizer, tmp_path, progress=False)
+    assert (tmp_path / "valid.safetensors").stat().st_mtime_ns == marker  # reused, not rebuilt
+    assert torch.equal(first["latents"], again["latents"])
+    with torch.no_grad():
+        next(codec.parameters()).add_(0.1)  # "the codec kept training"
+    changed = build_latent_cache(micro_corpus, "valid", codec, tokenizer, tmp_path, progress=False)
+    assert not torch.equal(first["latents"], changed["latents"])
+    assert first["latents"].shape[1:] == (1000, 8) and first["tokens"].shape[1] == 50

@@ -6,11 +6,13 @@ Encoding audio is the slow, repeated part of denoiser training, so it happens on
     latents [N, L, D] float16   codec.encode(clip), in [-1, 1]
     tokens  [N, T_st] int32      semantic tokenizer output (25 Hz)
 
-plus a JSON sidecar naming the clips, the codec and the tokenizer, written atomically; an
-existing cache made from the same inputs is reused.
+plus a JSON sidecar naming the clips and the SHA-256 of the codec's and the tokenizer's weights,
+written atomically; an existing cache is reused only if all of these match (so a codec that kept
+training invalidates it).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -21,6 +23,15 @@ from tqdm.auto import tqdm
 
 from ..data import ClipDataset
 from ..errors import UserError
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """SHA-256 of a module's parameters and buffers: identifies the exact weights a cache used."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def cache_paths(out_dir: str | Path, split: str) -> tuple[Path, Path]:
@@ -41,7 +52,8 @@ def build_latent_cache(data: str | Path, split: str, codec, tokenizer, out_dir: 
         raise UserError(f"corpus {data} is at {dataset.sample_rate} Hz but the codec expects "
                         f"{codec.sample_rate} Hz")
     meta = {"data": str(Path(data).resolve()), "split": split,
-            "clip_ids": [r["clip_id"] for r in dataset.rows], **(provenance or {})}
+            "clip_ids": [r["clip_id"] for r in dataset.rows], "codec_sha256": weights_digest(codec),
+            "tokenizer_sha256": weights_digest(tokenizer), **(provenance or {})}
     if tensors_path.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == meta:
         return load_file(str(tensors_path))
     codec.eval()
