@@ -5,8 +5,10 @@ Read: :func:`load_metadata` (list of row dicts) and :class:`ClipDataset` (torch 
 See docs/corpus.md for sources, licences, presets and the attribute schema.
 """
 from .dataset import ATTRIBUTE_KEYS, ClipDataset, load_corpus_info, load_metadata
+from .presets import CorpusConfig, get_preset
 
-__all__ = ["ATTRIBUTE_KEYS", "ClipDataset", "build_corpus", "load_corpus_info", "load_metadata"]
+__all__ = ["ATTRIBUTE_KEYS", "ClipDataset", "CorpusConfig", "build_corpus", "get_preset",
+           "load_corpus_info", "load_metadata"]
 
 
 def build_corpus(*args, **kwargs):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .lm import LM_PRESETS, SemanticLM, SemanticLMConfig, build_lm
 from .mulan import MULAN_PRESETS, MuLan, MuLanConfig, build_mulan
+from .retrieval import retrieval_metrics
 from .rvq import ResidualVQ, RVQConfig
 from .tokenizer import TOKENIZER_PRESETS, SemanticTokenizer, TokenizerConfig
 
@@ -35,4 +36,4 @@ def load_tiny(name: str):
 
 __all__ = ["MuLan", "MuLanConfig", "MULAN_PRESETS", "build_mulan", "ResidualVQ", "RVQConfig",
            "SemanticTokenizer", "TokenizerConfig", "TOKENIZER_PRESETS", "SemanticLM",
-           "SemanticLMConfig", "LM_PRESETS", "build_lm", "load_tiny"]
+           "SemanticLMConfig", "LM_PRESETS", "build_lm", "load_tiny", "retrieval_metrics"]

@@ -206,6 +206,10 @@ def train_codec(codec_name: str, preset: str, data: str | Path, out: str | Path,
 
 def _run(args) -> int:
     overrides = {"batch_size": args.batch_size} if args.batch_size else {}
+    if args.gan_start_step is not None:
+        if args.gan_start_step < 0:
+            raise UserError(f"--gan-start-step must be >= 0, got {args.gan_start_step}")
+        overrides["gan_start_step"] = args.gan_start_step
     codec_config(args.codec, args.preset)  # fail early on a bad name/preset
     loop = LoopConfig(max_steps=args.steps, seed=args.seed, max_minutes=args.max_minutes,
                       val_every=args.val_every, ckpt_every=args.ckpt_every, log_every=10)
@@ -237,4 +241,7 @@ def register_cli(subparsers) -> None:
                    help="start from the newest weights of another codec run folder")
     p.add_argument("--freeze-encoder", action="store_true",
                    help="train only the decoder (keeps the latent space fixed; needs --init-from)")
+    p.add_argument("--gan-start-step", type=int, default=None, metavar="STEP",
+                   help="step from which the adversarial and feature-matching losses are on "
+                        "(default: the preset's; 0 when fine-tuning a decoder that already trained)")
     p.set_defaults(func=_run)
