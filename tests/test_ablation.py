@@ -69,6 +69,11 @@ def test_micro_grid_end_to_end(crashed_then_resumed):
         assert row["clap_model"] == "evalclap-tiny"
         assert (row["clap_status"] == "ok" and math.isfinite(float(row["clap"]))) or \
             (row["clap_status"].startswith("skipped:") and row["clap"] == "")
+        # attribute accuracy (zero-shot under the evaluation CLAP): fractions, with the real ceiling
+        if row["clap_status"] == "ok":
+            for column in ("attr_mean", "attr_mean_real", "attr_instrument", "attr_instrument_real"):
+                assert 0.0 <= float(row[column]) <= 1.0, column
+        assert row["attr_mean_real"] == table[0]["attr_mean_real"]  # one ceiling for the grid
     info = json.loads((out / "results.json").read_text())
     assert info["embedders"]["features"] == "ok"
     assert info["reference"]["n"] == int(table[0]["n_reference"])
@@ -189,3 +194,38 @@ def test_cli_bad_grid_is_one_line_error(tmp_path, capsys):
     assert main(["ablate", str(bad), "--out", str(tmp_path / "out")]) == 2
     assert "eval.seeds must be an integer >= 0" in capsys.readouterr().err
     assert main(["ablate", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "out")]) == 2
+
+
+def test_attribute_accuracy_columns_follow_the_labels(micro_corpus):
+    """The zero-shot attribute classifier scores the real clips against their own attributes;
+    relabelling every clip with one wrong class drops that attribute's accuracy to zero."""
+    from melody_lab.ablation.evaluate import (ATTRIBUTES, attribute_accuracy_columns,
+                                              attribute_class_prompts, evaluation_set,
+                                              real_attribute_accuracy)
+    from melody_lab.data import ClipDataset
+    from melody_lab.metrics import build_embedder
+
+    clap = build_embedder("evalclap-tiny")
+    prompts, labels = evaluation_set(micro_corpus, "all", 6)
+    assert len(prompts) == len(labels) == 6 and set(labels[0]) == set(ATTRIBUTES)
+    classes = attribute_class_prompts(micro_corpus)
+    assert "instrument" in classes and len(classes["instrument"]) >= 2
+    ceiling, detail = real_attribute_accuracy(micro_corpus, "all", clap, classes)
+    assert 0.0 <= ceiling["attr_mean_real"] <= 1.0 and detail["instrument"]["n"] > 0
+    dataset = ClipDataset(micro_corpus, "all")
+    audio = dataset.load_all_audio()
+    truth = [{key: read(r) for key, (read, _) in ATTRIBUTES.items()} for r in dataset.rows]
+    same, _ = attribute_accuracy_columns(clap, audio, dataset.sample_rate, truth, classes)
+    assert same["attr_instrument"] == ceiling["attr_instrument_real"]
+    # with two classes every clip is predicted as exactly one: labelling all clips A, then all B,
+    # gives accuracies that sum to one
+    a, b = sorted(classes["instrument"])[:2]
+    two = {"instrument": {a: classes["instrument"][a], b: classes["instrument"][b]}}
+    all_a, _ = attribute_accuracy_columns(clap, audio, dataset.sample_rate,
+                                          [{**row, "instrument": a} for row in truth], two)
+    all_b, _ = attribute_accuracy_columns(clap, audio, dataset.sample_rate,
+                                          [{**row, "instrument": b} for row in truth], two)
+    assert all_a["attr_instrument"] + all_b["attr_instrument"] == pytest.approx(1.0)
+    assert math.isnan(all_a["attr_genre"]) and all_a["attr_mean"] == all_a["attr_instrument"]
+    none, _ = attribute_accuracy_columns(None, audio, dataset.sample_rate, truth, classes)
+    assert all(math.isnan(v) for v in none.values())

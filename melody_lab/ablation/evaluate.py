@@ -4,6 +4,12 @@ The evaluation set is fixed by the grid, never by the configuration: the first `
 captions of ``eval.split`` in a seed-independent hash order of clip ids (cycling through each
 clip's alternative captions when more prompts than clips are asked for), each generated once per
 seed in ``eval.seeds``. So n = prompts × len(seeds) for every row, and all rows see the same prompts.
+
+Attribute accuracy: each prompt is a caption of a real clip, so the generated clip "should" have that
+clip's attributes (genre, mode, tempo class, solo instrument). The evaluation CLAP classifies them
+zero-shot (one text prompt per class, :data:`ATTRIBUTES`); the same classifier on the real clips of
+the evaluation split against their own attributes is the ceiling. A caption does not mention every
+attribute (a prompt may name only the genre), which lowers both numbers alike.
 """
 from __future__ import annotations
 
@@ -24,20 +30,75 @@ def column_name(embedder: str) -> str:
     return re.sub(r"[^0-9a-zA-Z]+", "_", embedder).strip("_").lower()
 
 
-def evaluation_prompts(corpus, split: str, count: int) -> list[str]:
-    """``count`` captions of ``split`` in a fixed order (see module docstring)."""
+def _solo_instrument(row: dict) -> str | None:
+    instruments = row.get("instruments") or []
+    return instruments[0]["name"] if len(instruments) == 1 else None
+
+
+#: attribute column → (its value in a corpus row or a ClipDataset ``attributes`` dict, class prompt)
+ATTRIBUTES = {
+    "genre": (lambda r: r.get("genre"), "a {value}"),
+    "mode": (lambda r: r.get("mode"), "a tune in a {value} key"),
+    "tempo": (lambda r: r.get("tempo_word"), "a {value} tune"),
+    "instrument": (_solo_instrument, "solo {value}"),
+}
+
+
+def attribute_labels(row: dict) -> dict:
+    """``{attribute: value or None}`` of one corpus row (see :data:`ATTRIBUTES`)."""
+    return {key: read(row) for key, (read, _) in ATTRIBUTES.items()}
+
+
+def attribute_class_prompts(corpus) -> dict[str, dict[str, str]]:
+    """``{attribute: {value: prompt}}`` over every value found in the corpus (all splits)."""
+    from ..data import load_metadata
+    from ..metrics import attribute_prompts
+
+    values = {key: set() for key in ATTRIBUTES}
+    for row in load_metadata(corpus):
+        for key, value in attribute_labels(row).items():
+            if value is not None:
+                values[key].add(str(value))
+    return {key: attribute_prompts(sorted(vals), ATTRIBUTES[key][1])
+            for key, vals in values.items() if len(vals) >= 2}
+
+
+def evaluation_set(corpus, split: str, count: int) -> tuple[list[str], list[dict]]:
+    """``count`` captions of ``split`` in a fixed order (see module docstring) and the attribute
+    labels (:func:`attribute_labels`) of the clip each caption describes."""
     from ..data import load_metadata
 
     rows = [r for r in load_metadata(corpus) if split == "all" or r["split"] == split]
     if not rows:
         raise UserError(f"split {split!r} of {corpus} has no clips to take prompts from")
     rows.sort(key=lambda r: hashlib.sha256(r["clip_id"].encode()).hexdigest())
-    prompts = []
+    prompts, labels = [], []
     for i in range(count):
         row = rows[i % len(rows)]
         captions = row.get("captions") or [row["caption"]]
         prompts.append(captions[(i // len(rows)) % len(captions)])
-    return prompts
+        labels.append(attribute_labels(row))
+    return prompts, labels
+
+
+def attribute_accuracy_columns(clap_model, audio, sample_rate: int, labels: list[dict],
+                               class_prompts: dict, suffix: str = "") -> tuple[dict, dict]:
+    """Zero-shot accuracy per attribute and their mean → (``attr_<name><suffix>`` columns, detail).
+
+    ``labels``: one :func:`attribute_labels` dict per clip of ``audio [N, T]``. Without a CLAP
+    model every column is NaN (never another model's numbers).
+    """
+    from ..metrics import zero_shot_attribute_accuracy
+
+    names = [f"attr_{k}{suffix}" for k in ATTRIBUTES] + [f"attr_mean{suffix}"]
+    if clap_model is None or not class_prompts:
+        return {n: math.nan for n in names}, {}
+    results = zero_shot_attribute_accuracy(clap_model, audio, labels, class_prompts, sample_rate)
+    columns = {f"attr_{k}{suffix}": results[k].accuracy if k in results else math.nan
+               for k in ATTRIBUTES}
+    found = [r.accuracy for r in results.values()]
+    columns[f"attr_mean{suffix}"] = float(np.mean(found)) if found else math.nan
+    return columns, {k: r.to_dict() for k, r in results.items()}
 
 
 def build_embedders(names: list[str]) -> tuple[dict, dict[str, str]]:
@@ -145,6 +206,17 @@ def model_metrics(model, corpus, split: str, max_clips: int = 32) -> dict:
             "velocity_mse": denoise["velocity_mse"], "si_snri_db": denoise["si_snri_db"],
             "codec_mr_stft": codec["mr_stft"], "codec_si_sdr": codec["si_sdr"],
             "model_eval_clips": len(audio), "model_eval_seconds": time.perf_counter() - started}
+
+
+def real_attribute_accuracy(corpus, split: str, clap_model, class_prompts: dict) -> tuple[dict, dict]:
+    """The ceiling: :func:`attribute_accuracy_columns` of the real clips of ``split`` against their
+    own attributes (columns suffixed ``_real``)."""
+    from ..data import ClipDataset
+
+    dataset = ClipDataset(corpus, split)
+    labels = [attribute_labels(row) for row in dataset.rows]
+    return attribute_accuracy_columns(clap_model, dataset.load_all_audio(), dataset.sample_rate,
+                                      labels, class_prompts, suffix="_real")
 
 
 def reference_embeddings(corpus, split: str, embedders: dict) -> tuple[dict, int]:

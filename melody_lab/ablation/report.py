@@ -45,6 +45,9 @@ def summary_markdown(results: dict) -> str:
         + "".join(f"; `{e}` {s}" for e, s in skipped.items()) + ".",
         f"- CLAP score: {results.get('clap', {}).get('model')} "
         f"({results.get('clap', {}).get('status')}); MCC: under each configuration's own MuLan.",
+        "- Attr. acc. = mean zero-shot accuracy of the evaluation CLAP on genre, mode, tempo class "
+        "and solo instrument against the prompted clip's attributes (real test clips: "
+        f"{_number(rows[0].get('attr_mean_real'))}; blank for rows finished before this column existed).",
         f"- Brackets: {confidence:.0%} percentile-bootstrap intervals "
         f"({ev.get('bootstrap_resamples')} resamples for FAD). RTF = seconds of compute per second "
         f"of audio (median of {ev.get('rtf_repeats')} after {ev.get('rtf_warmup')} warm-up; < 1 is "
@@ -57,12 +60,13 @@ def summary_markdown(results: dict) -> str:
     fad_keys = [k for k in rows[0] if k.startswith("fad_") and not k.startswith("fad_inf_")
                 and not k.endswith(("_low", "_high"))]
     header = ["configuration", *[f"FAD {k[4:]}" for k in fad_keys],
-              *[f"FAD∞ {k[4:]}" for k in fad_keys], "CLAP", "MCC", "RTF", "×RT", "peak MB"]
+              *[f"FAD∞ {k[4:]}" for k in fad_keys], "CLAP", "MCC", "attr. acc.", "RTF", "×RT", "peak MB"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [row["label"], *[_ci(row, k) for k in fad_keys],
                  *[_number(row.get(f"fad_inf_{k[4:]}")) for k in fad_keys],
-                 _ci(row, "clap"), _ci(row, "mcc"), _number(row.get("rtf")),
+                 _ci(row, "clap"), _ci(row, "mcc"), _number(row.get("attr_mean")),
+                 _number(row.get("rtf")),
                  _number(row.get("speed_x_realtime")), _number(row.get("peak_memory_mb"), 4)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -29,7 +29,9 @@ from .provenance import provenance
 ID_COLUMNS = ["key", "label", "codec", "denoiser", "denoiser_preset", "schedule", "steps", "guidance",
               "n_eval", "n_reference", "reference", "duration_s", "seeds"]
 TAIL_COLUMNS = ["clap", "clap_low", "clap_high", "clap_model", "clap_status", "mcc", "mcc_low",
-                "mcc_high", "rtf", "rtf_mulan", "rtf_lm", "rtf_diffusion",
+                "mcc_high", "attr_genre", "attr_mode", "attr_tempo", "attr_instrument", "attr_mean",
+                "attr_genre_real", "attr_mode_real", "attr_tempo_real", "attr_instrument_real",
+                "attr_mean_real", "rtf", "rtf_mulan", "rtf_lm", "rtf_diffusion",
                 "rtf_decode", "speed_x_realtime", "peak_memory_mb", "memory_kind", "threads",
                 "denoiser_params", "velocity_mse", "si_snri_db", "codec_mr_stft", "codec_si_sdr",
                 "generate_seconds", "row_seconds", "finished_at"]
@@ -102,7 +104,8 @@ def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = 
     ``on_row(row)`` is called after each newly computed row has been written; ``train_only``
     stops after training what the unfinished configurations need.
     """
-    from .evaluate import build_embedders, evaluation_prompts, reference_embeddings
+    from .evaluate import (attribute_class_prompts, build_embedders, evaluation_set,
+                           real_attribute_accuracy, reference_embeddings)
     from .stages import Stages, prepare_corpus
 
     if not isinstance(grid, Grid):
@@ -131,8 +134,12 @@ def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = 
         stages.prepare([c for c, _ in todo])
         if train_only:
             return finished_rows()
-        prompts = evaluation_prompts(corpus, grid.eval["split"], grid.eval["prompts"])
+        prompts, labels = evaluation_set(corpus, grid.eval["split"], grid.eval["prompts"])
         references, n_reference = reference_embeddings(corpus, grid.eval["split"], embedders)
+        class_prompts = attribute_class_prompts(corpus)
+        ceiling, ceiling_detail = real_attribute_accuracy(corpus, grid.eval["split"], clap_model,
+                                                          class_prompts)
+        attributes = {"labels": labels, "class_prompts": class_prompts, "ceiling": ceiling}
         info = {"grid": {"name": grid.name, "description": grid.description, "file": grid.source,
                          **grid.fixed_settings(), "axes": grid.axes},
                 "corpus": str(corpus), "reference": {"set": f"{corpus}:{grid.eval['split']}",
@@ -141,12 +148,14 @@ def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = 
                 "metric_models": fingerprints,
                 "clap": {"model": grid.eval["clap"], "status": clap_status},
                 "mcc": "cosine(text, audio) under each configuration's own MuLan",
+                "attribute_accuracy": {"method": f"zero-shot under {grid.eval['clap']}",
+                                       "class_prompts": class_prompts, "real_clips": ceiling_detail},
                 "seeds": grid.eval["seeds"], "prompts": prompts, "training_log": stages.log,
                 "provenance": provenance()}
         cache: dict[tuple, tuple] = {}
         for config, key in todo:
             row = _evaluate_row(grid, config, key, stages, corpus, prompts, embedders, references,
-                                n_reference, clap_model, clap_status, cache)
+                                n_reference, clap_model, clap_status, cache, attributes)
             row["provenance"] = info["provenance"]
             _atomic_write(out / "rows" / f"{key}.json", json.dumps(row, indent=1, default=str))
             write_tables(grid, out, finished_rows(), info)
@@ -162,8 +171,9 @@ def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = 
 
 
 def _evaluate_row(grid: Grid, config: Configuration, key: str, stages, corpus, prompts, embedders,
-                  references, n_reference, clap_model, clap_status, cache) -> dict:
-    from .evaluate import generate_set, measure_speed, model_metrics, score_audio
+                  references, n_reference, clap_model, clap_status, cache, attributes) -> dict:
+    from .evaluate import (attribute_accuracy_columns, generate_set, measure_speed, model_metrics,
+                           score_audio)
 
     started = time.perf_counter()
     ev = grid.eval
@@ -178,13 +188,18 @@ def _evaluate_row(grid: Grid, config: Configuration, key: str, stages, corpus, p
     generate_seconds = time.perf_counter() - gen_start
     quality, detail = score_audio(audio, model.sample_rate, prompts * len(ev["seeds"]), model,
                                   embedders, references, clap_model, clap_status, ev)
+    accuracy, accuracy_detail = attribute_accuracy_columns(
+        clap_model, audio, model.sample_rate, attributes["labels"] * len(ev["seeds"]),
+        attributes["class_prompts"])
+    detail["attributes"] = accuracy_detail
     speed = measure_speed(model, config, prompts[0], ev["duration_s"], ev["rtf_warmup"], ev["rtf_repeats"])
     columns = {
         "key": key, "label": config.label(), "codec": config.codec, "denoiser": config.denoiser,
         "denoiser_preset": config.denoiser_preset, "schedule": config.schedule, "steps": config.steps,
         "guidance": config.guidance, "n_eval": len(audio), "n_reference": n_reference,
         "reference": f"{corpus}:{ev['split']}", "duration_s": ev["duration_s"],
-        "seeds": " ".join(map(str, ev["seeds"])), **quality, "rtf": speed.rtf,
+        "seeds": " ".join(map(str, ev["seeds"])), **quality, **accuracy, **attributes["ceiling"],
+        "rtf": speed.rtf,
         **{f"rtf_{s}": speed.stage_rtf.get(s, math.nan) for s in ("mulan", "lm", "diffusion", "decode")},
         "speed_x_realtime": speed.speed_x_realtime,
         "peak_memory_mb": speed.peak_memory_bytes / 2**20 if speed.peak_memory_bytes else math.nan,
