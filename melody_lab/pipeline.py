@@ -197,6 +197,20 @@ class MeLoDy:
         return self._from_embedding(embedding, duration_s, steps, schedule, guidance, seed)
 
     @torch.no_grad()
+    def plan(self, prompts: list[str], duration_s: float = 10.0, seed: int = 0) -> torch.Tensor:
+        """Stage 1 alone: text prompts → the LM's semantic tokens ``[B, N]`` (long, 25 per second
+        for the tiny model), the plan that :meth:`generate` renders for the same prompts, duration
+        and seed."""
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
+            raise UserError("every prompt must be a non-empty text")
+        self._check_duration(duration_s)
+        num_frames = max(1, math.ceil(round(duration_s * self.sample_rate) / self.codec.hop_length))
+        num_tokens = max(1, math.ceil(num_frames * self.token_rate / self.frame_rate))
+        return self._plan(self.mulan.embed_text(list(prompts)), num_tokens, seed)
+
+    @torch.no_grad()
     def generate_from_audio(self, prompt_audio, sample_rate: int, duration_s: float = 10.0,
                             steps: int | None = None, schedule: str | None = None,
                             guidance: float | None = None, seed: int = 0) -> torch.Tensor:

@@ -1,4 +1,5 @@
 """The assembled MeLoDy pipeline on a random-weight micro model (and the shipped tiny bundle)."""
+import math
 from pathlib import Path
 
 import numpy as np
@@ -105,3 +106,13 @@ def test_shipped_tiny_bundle_generates():
     assert audio.pow(2).mean(dim=1).sqrt().min() > 1e-3  # not silent
     assert not torch.equal(audio[0], audio[1])
     assert torch.equal(audio, model.generate(prompts, 4.0, steps=4, seed=0))
+
+
+def test_plan_returns_the_lm_tokens_deterministically(micro):
+    micro_model = micro
+    tokens = micro_model.plan(["a reel on fiddle", "a slow air"], duration_s=1.0, seed=3)
+    assert tokens.dtype == torch.long and tokens.shape == (2, math.ceil(micro_model.token_rate))
+    assert 0 <= int(tokens.min()) and int(tokens.max()) < micro_model.lm.config.semantic_vocab
+    assert torch.equal(tokens, micro_model.plan(["a reel on fiddle", "a slow air"], 1.0, seed=3))
+    with pytest.raises(UserError):
+        micro_model.plan([" "], 1.0)
