@@ -87,3 +87,19 @@ def test_resume_with_different_settings_is_refused(tmp_path):
     run_training(ToyTask(), tmp_path, LoopConfig(max_steps=5, progress=False, seed=1))
     with pytest.raises(ValueError, match="different configuration"):
         run_training(ToyTask(), tmp_path, LoopConfig(max_steps=10, progress=False, seed=2))
+
+
+def test_refusal_names_the_changed_setting_and_newer_settings_are_recorded(tmp_path, capsys):
+    run_training(ToyTask(), tmp_path, LoopConfig(max_steps=5, progress=False),
+                 {"model": {"width": 8}})
+    with pytest.raises(ValueError, match=r"model\.width: 8 → 16"):
+        run_training(ToyTask(), tmp_path, LoopConfig(max_steps=10, progress=False),
+                     {"model": {"width": 16}})
+    # a setting the saved run predates (written by an older version) does not block the resume
+    state = run_training(ToyTask(), tmp_path, LoopConfig(max_steps=10, progress=False),
+                         {"model": {"width": 8, "dropout": 0.0}})
+    assert state["step"] == 10 and "model.dropout = 0.0" in capsys.readouterr().out
+    assert json.loads((tmp_path / "config.json").read_text())["model"]["dropout"] == 0.0
+    with pytest.raises(ValueError, match=r"model\.dropout: 0\.0 → \(absent\)"):
+        run_training(ToyTask(), tmp_path, LoopConfig(max_steps=12, progress=False),
+                     {"model": {"width": 8}})
