@@ -26,6 +26,18 @@ def test_train_all_micro_then_generate_and_skip(micro_corpus, tmp_path, capsys):
     train_all("micro", micro_corpus, tmp_path / "runs", progress=False)
     out = capsys.readouterr().out
     assert out.count("finished earlier, skipped") == 5
+    # `melody-lab bundle` from the same runs stores the sampling defaults it is given
+    from melody_lab.cli import main
+
+    runs = tmp_path / "runs"
+    stages = [f"--{s}={runs / s}" for s in ("codec", "mulan", "tokenizer", "lm", "denoiser")]
+    assert main(["bundle", *stages, "--out", str(tmp_path / "b"), "--steps", "3",
+                 "--context-chunks", "1", "--schedule", "uniform"]) == 0
+    config = MeLoDy.from_pretrained(tmp_path / "b").config
+    assert (config.steps, config.context_chunks, config.schedule) == (3, 1, "uniform")
+    for bad in (["--context-chunks", "9"], ["--schedule", "cosine"], ["--steps", "0"]):
+        assert main(["bundle", *stages, "--out", str(tmp_path / "c"), *bad]) == 2
+        assert not (tmp_path / "c").exists()
 
 
 @pytest.fixture

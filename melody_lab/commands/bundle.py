@@ -13,13 +13,34 @@ def register(subparsers) -> None:
         p.add_argument(f"--{stage}", required=True, type=Path, help=f"trained {stage} run folder")
     p.add_argument("--out", required=True, type=Path, help="bundle folder to write")
     p.add_argument("--fp32", action="store_true", help="keep float32 weights (default: fp16)")
+    g = p.add_argument_group("sampling defaults stored in the bundle (each call may override them)")
+    g.add_argument("--steps", type=int, default=None, help="diffusion steps (default 10)")
+    g.add_argument("--schedule", default=None, help="angle schedule name (default linear)")
+    g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance (default 2.5)")
+    g.add_argument("--context-chunks", type=int, default=None, metavar="C",
+                   help="chunks of known context per continuation window (default M − 1, the "
+                        "paper's slide by one chunk; smaller is faster)")
     p.set_defaults(func=_run)
 
 
 def _run(args) -> int:
+    from ..diffusion import get_schedule
+    from ..errors import UserError
     from ..train.assemble import pipeline_from_runs
 
-    model = pipeline_from_runs(args.codec, args.mulan, args.tokenizer, args.lm, args.denoiser)
+    overrides = {k: v for k, v in (("steps", args.steps), ("schedule", args.schedule),
+                                   ("guidance", args.guidance),
+                                   ("context_chunks", args.context_chunks)) if v is not None}
+    if args.steps is not None and args.steps < 1:
+        raise UserError(f"--steps must be >= 1, got {args.steps}")
+    if args.schedule is not None:
+        get_schedule(args.schedule)  # an unknown name is a one-line error listing the known ones
+    model = pipeline_from_runs(args.codec, args.mulan, args.tokenizer, args.lm, args.denoiser,
+                               **overrides)
+    chunks = model.config.num_chunks
+    if args.context_chunks is not None and not 1 <= args.context_chunks < chunks:
+        raise UserError(f"--context-chunks must be between 1 and {chunks - 1} (the denoiser's "
+                        f"window has {chunks} chunks), got {args.context_chunks}")
     folder = model.save_pretrained(args.out, half=not args.fp32)
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     print(f"wrote bundle {folder} ({size / 1e6:.1f} MB)")
