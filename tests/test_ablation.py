@@ -81,7 +81,9 @@ def test_micro_grid_end_to_end(crashed_then_resumed):
     assert len(info["rows"]) == 4 and info["rows"][0]["detail"]["fad"]["features"]["n_eval"] == 4
     # shared stages: one semantic set, one codec, one denoiser per (codec, denoiser, preset)
     runs = sorted(p.name.rsplit("-", 1)[0] for p in (out / "runs").iterdir())
-    assert runs == ["codec-vaegan", "denoiser-vaegan-dpd-micro", "denoiser-vaegan-unet-micro", "semantic"]
+    assert runs == ["cache-vaegan", "codec-vaegan", "denoiser-vaegan-dpd-micro",
+                    "denoiser-vaegan-unet-micro", "semantic"]  # both denoisers read one latent cache
+    assert not any((p / "cache").exists() for p in (out / "runs").glob("denoiser-*"))
     # sampling-only axes share one model: same denoiser numbers for both schedules
     by_denoiser = {}
     for row in table:
@@ -229,3 +231,14 @@ def test_attribute_accuracy_columns_follow_the_labels(micro_corpus):
     assert math.isnan(all_a["attr_genre"]) and all_a["attr_mean"] == all_a["attr_instrument"]
     none, _ = attribute_accuracy_columns(None, audio, dataset.sample_rate, truth, classes)
     assert all(math.isnan(v) for v in none.values())
+
+
+def test_quick_section_can_clear_reuse(tmp_path):
+    from melody_lab.ablation.grid import deep_merge
+
+    assert deep_merge({"reuse": {"bundle": "b"}, "eval": {"a": 1, "b": 2}},
+                      {"reuse": {}, "eval": {"b": 3}}) == {"reuse": {}, "eval": {"a": 1, "b": 3}}
+    raw = {**_grid(), "reuse": {"bundle": str(tmp_path / "missing")}, "quick": {"reuse": {}}}
+    with pytest.raises(UserError, match="does not exist"):
+        grid_from_dict(raw)
+    assert grid_from_dict(raw, quick=True).reuse == {}

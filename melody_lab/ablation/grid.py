@@ -33,7 +33,7 @@ SECTIONS = {"name", "description", "data", "train", "reuse", "eval", "axes", "qu
 DATA_KEYS = {"corpus", "preset", "seed"}
 TRAIN_KEYS = {"preset", "codec_preset", "seed", "steps", "max_minutes"}
 STAGE_KEYS = {"codec", "mulan", "lm", "denoiser"}
-REUSE_KEYS = {"bundle", "mulan", "tokenizer", "lm", "codec", "denoiser"}
+REUSE_KEYS = {"bundle", "mulan", "rvq", "tokenizer", "lm", "codec", "denoiser"}
 EVAL_KEYS = {"prompts", "seeds", "duration_s", "split", "batch_size", "embedders", "clap",
              "rtf_warmup", "rtf_repeats", "bootstrap_resamples", "confidence", "fad_infinity_min_n"}
 AXES = ("schedule", "steps", "guidance", "denoiser", "codec")
@@ -93,11 +93,12 @@ class Grid:
 
 
 def deep_merge(base: dict, override: dict) -> dict:
-    """``base`` with ``override`` merged in (nested dicts merged, everything else replaced)."""
+    """``base`` with ``override`` merged in (nested dicts merged, everything else replaced; an
+    empty dict replaces, so ``quick: {reuse: {}}`` clears the full grid's ``reuse``)."""
     out = copy.deepcopy(base)
     for key, value in (override or {}).items():
-        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
-            else copy.deepcopy(value)
+        merge = isinstance(value, dict) and value and isinstance(out.get(key), dict)
+        out[key] = deep_merge(out[key], value) if merge else copy.deepcopy(value)
     return out
 
 

@@ -5,6 +5,7 @@
                                                         unless run_ablation(runs_dir=…) / --runs)
     RUNS/codec-<name>-<h>/                              one per codec, shared by its configurations
     RUNS/denoiser-<codec>-<name>-<preset>-<h>/          one per (codec, denoiser, preset)
+    RUNS/cache-<codec>-<h>/                             latents + tokens, shared by those denoisers
 
 ``<h>`` hashes what the stage's weights depend on (corpus, presets, steps, seed, upstream runs), so
 changing a training setting trains into a new folder instead of silently reusing an old one.
@@ -93,7 +94,8 @@ class Stages:
         """MuLan (+ rvq), tokenizer, LM: reused from ``reuse`` or trained once for the whole grid."""
         reuse = self.grid.reuse
         if all(k in reuse for k in ("mulan", "tokenizer", "lm")):
-            return {k: Path(reuse[k]) for k in ("mulan", "tokenizer", "lm")}
+            found = {k: Path(reuse[k]) for k in ("mulan", "tokenizer", "lm")}
+            return {**found, "rvq": Path(reuse.get("rvq") or found["mulan"] / "rvq")}
         from ..train.lm import train_lm
         from ..train.mulan import train_mulan
         from ..train.tokenizer import fit_tokenizer
@@ -116,7 +118,8 @@ class Stages:
         if "lm" not in reuse:
             self._stage("lm", lm, self.steps["lm"], lambda: train_lm(
                 self.preset, self.corpus, lm, mulan, tokenizer, self._args(self.steps["lm"])))
-        return {"mulan": mulan, "tokenizer": tokenizer, "lm": lm}
+        return {"mulan": mulan, "rvq": Path(reuse.get("rvq") or mulan / "rvq"), "tokenizer": tokenizer,
+                "lm": lm}
 
     def codec(self, name: str) -> Path:
         from ..train.codec import train_codec
@@ -143,9 +146,12 @@ class Stages:
         # match the codec's latent width and the tokenizer's vocabulary whatever the presets
         overrides = {"latent_dim": load_codec(codec_dir).latent_dim,
                      "vocab_size": SemanticTokenizer.from_pretrained(tokenizer_dir).config.vocab_size}
+        # one latent cache per (corpus, codec, tokenizer), shared by every denoiser that uses them
+        cache = self.runs / f"cache-{codec}-{_hash(str(self.corpus), str(codec_dir), str(tokenizer_dir))}"
         return self._stage(f"denoiser {key}", folder, steps, lambda: train_denoiser(
             self.corpus, codec_dir, tokenizer_dir, folder,
-            DenoiserTrainConfig(denoiser=name, preset=preset), self._loop(steps), **overrides))
+            DenoiserTrainConfig(denoiser=name, preset=preset), self._loop(steps), cache_dir=cache,
+            **overrides))
 
     def prepare(self, configs: list[Configuration]) -> None:
         """Train (or find) everything ``configs`` need, shared stages first."""
@@ -175,5 +181,5 @@ class Stages:
         runs = {**self.semantic(), "codec": self.codec(config.codec),
                 "denoiser": self.denoiser(*self.model_key(config))}
         model = pipeline_from_runs(runs["codec"], runs["mulan"], runs["tokenizer"], runs["lm"],
-                                   runs["denoiser"])
+                                   runs["denoiser"], rvq=runs["rvq"])
         return model, {k: str(v) for k, v in runs.items()}

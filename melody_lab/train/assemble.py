@@ -32,8 +32,8 @@ def load_trained_denoiser(run_dir: str | Path, use_ema: bool = True):
 
 def pipeline_from_runs(codec: str | Path, mulan: str | Path, tokenizer: str | Path,
                        lm: str | Path, denoiser: str | Path, window_seconds: float | None = None,
-                       **config_overrides) -> MeLoDy:
-    """Load every stage (MuLan's RVQ is ``MULAN/rvq``) and assemble the pipeline."""
+                       rvq: str | Path | None = None, **config_overrides) -> MeLoDy:
+    """Load every stage (MuLan's RVQ is ``rvq``, default ``MULAN/rvq``) and assemble the pipeline."""
     from ..codecs import load_codec
     from ..data import load_corpus_info
     from ..semantic import MuLan, ResidualVQ, SemanticLM, SemanticTokenizer
@@ -47,5 +47,5 @@ def pipeline_from_runs(codec: str | Path, mulan: str | Path, tokenizer: str | Pa
                           names={"codec": codec_model.name, "denoiser": train["denoiser"]},
                           **config_overrides)
     return MeLoDy(codec_model, net, MuLan.from_pretrained(mulan),
-                  ResidualVQ.from_pretrained(Path(mulan) / "rvq"),
+                  ResidualVQ.from_pretrained(Path(rvq) if rvq else Path(mulan) / "rvq"),
                   SemanticTokenizer.from_pretrained(tokenizer), SemanticLM.from_pretrained(lm), config)

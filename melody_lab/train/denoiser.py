@@ -117,8 +117,9 @@ class DenoiserTask:
 
 def train_denoiser(data: str | Path, codec_dir: str | Path, tokenizer_dir: str | Path,
                    out: str | Path, config: DenoiserTrainConfig, loop: LoopConfig,
-                   **denoiser_overrides) -> dict:
-    """Encode (or reuse) the latent cache under ``out/cache`` and train; returns the loop state."""
+                   cache_dir: str | Path | None = None, **denoiser_overrides) -> dict:
+    """Encode (or reuse) the latent cache under ``cache_dir`` (default ``out/cache``; runs that
+    share a codec and tokenizer may share one) and train; returns the loop state."""
     from ..codecs import load_codec
     from ..semantic import SemanticTokenizer
     from .latent_cache import build_latent_cache
@@ -128,7 +129,8 @@ def train_denoiser(data: str | Path, codec_dir: str | Path, tokenizer_dir: str |
     tokenizer = SemanticTokenizer.from_pretrained(tokenizer_dir)
     provenance = {"codec": str(Path(codec_dir).resolve()),
                   "tokenizer": str(Path(tokenizer_dir).resolve())}
-    caches = {split: build_latent_cache(data, split, codec, tokenizer, Path(out) / "cache",
+    caches = {split: build_latent_cache(data, split, codec, tokenizer,
+                                        Path(cache_dir) if cache_dir else Path(out) / "cache",
                                         provenance=provenance, progress=loop.progress)
               for split in ("train", "valid")}
     task = DenoiserTask(config, caches["train"], caches["valid"], device,
