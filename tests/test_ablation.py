@@ -6,9 +6,10 @@ import json
 import math
 
 import pytest
+import torch
 import yaml
 
-from melody_lab.ablation import grid_from_dict, load_grid, run_ablation
+from melody_lab.ablation import grid_from_dict, load_grid, load_pipeline, run_ablation
 from melody_lab.ablation.plots import pareto_front
 from melody_lab.ablation.report import summary_markdown
 from melody_lab.errors import UserError
@@ -115,6 +116,17 @@ def test_cli_resumes_and_renders_plots_and_summary(crashed_then_resumed, capsys)
         assert (out / name).stat().st_size > 0, name
     summary = (out / "summary.md").read_text()
     assert "n = 4 generated clips" in summary and "`features`" in summary
+
+
+def test_load_pipeline_rebuilds_the_model_behind_a_row(crashed_then_resumed):
+    row = next(r for r in crashed_then_resumed["rows"] if r["config"]["denoiser"] == "unet")
+    model = load_pipeline(row)
+    assert model.config.names == {"codec": "vaegan", "denoiser": "unet"}
+    assert sum(p.numel() for p in model.denoiser.parameters()) == row["columns"]["denoiser_params"]
+    c = row["config"]
+    audio = model.generate(["a jig"], duration_s=0.5, steps=c["steps"], schedule=c["schedule"],
+                           guidance=c["guidance"], seed=0)
+    assert audio.shape == (1, model.sample_rate // 2) and torch.isfinite(audio).all()
 
 
 def _grid(**changes) -> dict:

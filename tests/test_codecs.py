@@ -176,3 +176,20 @@ def test_decoder_only_fine_tuning_keeps_the_latent_space(micro_corpus, tmp_path)
     with torch.no_grad():
         assert torch.equal(before.encode(audio), after.encode(audio))
         assert not torch.equal(before.decode(before.encode(audio)), after.decode(after.encode(audio)))
+
+
+@pytest.mark.parametrize("name", CODECS)
+def test_load_tiny_reconstructs_corpus_clips_far_better_than_a_different_clip(name, micro_corpus):
+    from melody_lab.codecs import different_clip_baseline, load_tiny
+
+    codec = load_tiny(name)
+    assert not codec.training and codec.name == name and codec.hop_length == 128
+    audio = load_split_audio(micro_corpus, "train", 16000)[:4, :16000]
+    with torch.no_grad():
+        z = codec.encode(audio)
+        recon = codec.decode(z, length=audio.shape[-1])
+    assert z.shape == (4, 125, 16) and z.abs().max() <= 1.0
+    ours = reconstruction_metrics(audio, recon, codec.sample_rate)
+    assert ours["mr_stft"] < 0.75 * different_clip_baseline(audio, codec.sample_rate)["mr_stft"]
+    with pytest.raises(Exception, match="choose one of: vaegan, vqvae"):
+        load_tiny("wavenet")
