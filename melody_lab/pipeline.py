@@ -24,7 +24,7 @@ import torch
 
 from .audio import resample
 from .config import Config
-from .diffusion import continue_latent, get_schedule, sample
+from .diffusion import chunk_bounds, continue_latent, get_schedule, sample
 from .errors import UserError
 
 
@@ -171,6 +171,16 @@ class MeLoDy:
         return continue_latent(self.denoiser, context, num_frames - context.shape[1], angles,
                                self.window_frames, self.config.num_chunks, provide, guidance,
                                generator, self.config.context_chunks)
+
+    def diffusion_windows(self, num_frames: int, known_frames: int = 0) -> int:
+        """How many denoiser windows rendering a latent of ``num_frames`` frames takes, the first
+        ``known_frames`` of them given (continuation). Each window costs ``steps`` denoiser calls
+        (guidance batches its two branches into one call), so this sizes progress bars."""
+        chunks = self.config.num_chunks
+        context = chunks - 1 if self.config.context_chunks is None else self.config.context_chunks
+        new = self.window_frames - chunk_bounds(self.window_frames, chunks)[context]
+        first = 0 if known_frames else min(num_frames, self.window_frames)
+        return (1 if first else 0) + max(0, math.ceil((num_frames - max(first, known_frames)) / new))
 
     def _timed(self, name: str, fn, *args, **kwargs):
         """Run ``fn`` and add its wall time (GPU work included) to ``last_timings[name]``."""

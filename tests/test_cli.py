@@ -1,5 +1,6 @@
 """CLI: help for every command; bad input gives one clear line, exit code 2, and no output file."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -54,7 +55,10 @@ def test_generate_writes_a_file(bundle, tmp_path, capsys):
                  "--out", str(out)]) == 0
     audio, sr = sf.read(out)
     assert sr == 16000 and len(audio) == 24000
-    assert "real-time factor" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "real-time factor" in err and "loading the model took" in err
+    # the progress bar's total (windows × steps) is exactly what the sampler ran
+    assert re.search(r"diffusion: 100%\|[^|]*\| (\d+)/\1 ", err), err[-500:]
 
 
 @pytest.mark.parametrize("argv, match", [

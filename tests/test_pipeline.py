@@ -116,3 +116,24 @@ def test_plan_returns_the_lm_tokens_deterministically(micro):
     assert torch.equal(tokens, micro_model.plan(["a reel on fiddle", "a slow air"], 1.0, seed=3))
     with pytest.raises(UserError):
         micro_model.plan([" "], 1.0)
+
+
+@pytest.mark.parametrize("context_chunks", [None, 1])
+def test_diffusion_windows_counts_the_denoiser_calls(micro, context_chunks):
+    calls = []
+    hook = micro.denoiser.register_forward_hook(lambda *_: calls.append(1))
+    saved = micro.config.context_chunks
+    micro.config.context_chunks = context_chunks
+    try:
+        seconds, steps = 2.5 * micro.config.window_seconds, 3
+        frames = math.ceil(round(seconds * micro.sample_rate) / micro.codec.hop_length)
+        audio = micro.generate(["a reel"], seconds, steps=steps, guidance=2.0)
+        assert len(calls) == micro.diffusion_windows(frames) * steps
+        calls.clear()
+        micro.continue_audio(audio[0], micro.sample_rate, 1.0, steps=steps)
+        total = math.ceil((audio.shape[1] + micro.sample_rate) / micro.codec.hop_length)
+        assert len(calls) == micro.diffusion_windows(total, frames) * steps
+    finally:
+        hook.remove()
+        micro.config.context_chunks = saved
+    assert micro.diffusion_windows(micro.window_frames) == 1
