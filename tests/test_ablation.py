@@ -147,6 +147,7 @@ def _grid(**changes) -> dict:
     ({"axes": {"codec": ["encodec"]}}, "unknown codec 'encodec'"),
     ({"train": {"steps": {"vocoder": 3}}}, "unknown key.*'vocoder'.*train.steps"),
     ({"train": {"preset": "large"}}, "unknown train.preset"),
+    ({"train": {"crop_seconds": 0}}, "train.crop_seconds"),
     ({"data": {"corpus": "/nowhere"}}, "exactly one of corpus"),
     ({"eval": {"split": "dev"}}, "eval.split must be one of"),
     ({"eval": {"prompts": 1}}, "eval.prompts must be an integer >= 2"),

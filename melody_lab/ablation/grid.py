@@ -31,7 +31,7 @@ from ..errors import UserError
 
 SECTIONS = {"name", "description", "data", "train", "reuse", "eval", "axes", "quick"}
 DATA_KEYS = {"corpus", "preset", "seed"}
-TRAIN_KEYS = {"preset", "codec_preset", "seed", "steps", "max_minutes"}
+TRAIN_KEYS = {"preset", "codec_preset", "seed", "steps", "max_minutes", "crop_seconds"}
 STAGE_KEYS = {"codec", "mulan", "lm", "denoiser"}
 REUSE_KEYS = {"bundle", "mulan", "rvq", "tokenizer", "lm", "codec", "denoiser"}
 EVAL_KEYS = {"prompts", "seeds", "duration_s", "split", "batch_size", "embedders", "clap",
@@ -191,6 +191,8 @@ def _validate_sections(raw: dict, where: Path) -> Grid:
     train["seed"] = _int("train.seed", train.get("seed", 0))
     steps = _check_keys("train.steps", train.get("steps"), STAGE_KEYS)
     train["steps"] = {k: _int(f"train.steps.{k}", v, 1) for k, v in steps.items()}
+    if train.get("crop_seconds") is not None:  # denoisers train on random crops of this length
+        train["crop_seconds"] = _number("train.crop_seconds", train["crop_seconds"], positive=True)
     if train.get("max_minutes") is not None:
         train["max_minutes"] = _number("train.max_minutes", train["max_minutes"], positive=True)
 

@@ -141,8 +141,10 @@ class Stages:
             return Path(self.grid.reuse["denoiser"][key])
         codec_dir, tokenizer_dir = self.codec(codec), self.semantic()["tokenizer"]
         steps = self.steps["denoiser"]
-        folder = self.runs / (f"denoiser-{codec}-{name}-{preset}-"
-                                      f"{_hash(str(codec_dir), str(tokenizer_dir), name, preset, self.seed, steps)}")
+        crop = self.grid.train.get("crop_seconds")
+        folder = self.runs / (f"denoiser-{codec}-{name}-{preset}-" + _hash(
+            str(codec_dir), str(tokenizer_dir), name, preset, self.seed, steps,
+            *([crop] if crop else [])))  # (no crop: the same hash as before crops existed)
         # match the codec's latent width and the tokenizer's vocabulary whatever the presets
         overrides = {"latent_dim": load_codec(codec_dir).latent_dim,
                      "vocab_size": SemanticTokenizer.from_pretrained(tokenizer_dir).config.vocab_size}
@@ -150,7 +152,8 @@ class Stages:
         cache = self.runs / f"cache-{codec}-{_hash(str(self.corpus), str(codec_dir), str(tokenizer_dir))}"
         return self._stage(f"denoiser {key}", folder, steps, lambda: train_denoiser(
             self.corpus, codec_dir, tokenizer_dir, folder,
-            DenoiserTrainConfig(denoiser=name, preset=preset), self._loop(steps), cache_dir=cache,
+            DenoiserTrainConfig(denoiser=name, preset=preset, crop_seconds=crop), self._loop(steps),
+            cache_dir=cache,
             **overrides))
 
     def prepare(self, configs: list[Configuration]) -> None:
