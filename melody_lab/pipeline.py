@@ -361,5 +361,6 @@ class MeLoDy:
     def _finish(self, audio: torch.Tensor, duration_s: float) -> torch.Tensor:
         self.last_timings["total"] = sum(self.last_timings.values())
         self.last_timings["audio_seconds"] = float(duration_s) * len(audio)
-        self.last_timings["rtf"] = self.last_timings["total"] / max(duration_s, 1e-9)
+        # compute seconds per second of audio produced (a batch of B clips produces B × duration)
+        self.last_timings["rtf"] = self.last_timings["total"] / max(self.last_timings["audio_seconds"], 1e-9)
         return audio.clamp(-1, 1).float().cpu()

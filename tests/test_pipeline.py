@@ -31,6 +31,8 @@ def test_generate_length_determinism_and_prompts(micro):
     t = micro.last_timings
     assert {"mulan", "lm", "diffusion", "decode", "total", "rtf"} <= set(t)
     assert t["total"] == pytest.approx(t["mulan"] + t["lm"] + t["diffusion"] + t["decode"])
+    # real-time factor: compute seconds per second of audio produced (2 clips of 2.3 s)
+    assert t["audio_seconds"] == pytest.approx(4.6) and t["rtf"] == pytest.approx(t["total"] / 4.6)
 
 
 def test_longer_than_window_uses_continuation(micro):
