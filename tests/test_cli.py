@@ -102,18 +102,3 @@ def test_hypothesis_bad_prompts_and_numbers(prompt, duration, steps, bundle, tmp
                  ["generate", "a reel", "--duration", repr(duration)],
                  ["generate", "a reel", "--steps", str(steps)]):
         _fails_cleanly(capsys, argv + ["--bundle", bundle, "--out", str(out)], out)
-
-
-@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
-def test_import_sets_passive_openmp_waits_unless_chosen(given, expected):
-    """Spinning OpenMP threads collapse beside a busy process (docs: README, Speed)."""
-    import os
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if given:
-        env["OMP_WAIT_POLICY"] = given
-    out = subprocess.run([sys.executable, "-c", "import melody_lab, os; print(os.environ['OMP_WAIT_POLICY'])"],
-                         env=env, capture_output=True, text=True, check=True).stdout.strip()
-    assert out == expected
