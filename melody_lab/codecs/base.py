@@ -36,6 +36,7 @@ class CodecConfig(Config):
     res_kernels: tuple[int, ...] = (3,)
     res_dilations: tuple[int, ...] = (1, 3, 9)
     activation: str = "snake"
+    enc_layout: str = "widen"  # "stage": every encoder stage at its listed width (see blocks.Encoder)
 
     def validate(self) -> None:
         if hop_of(self.enc_strides) != hop_of(self.dec_strides):
@@ -68,7 +69,7 @@ class Codec(nn.Module):
         self.hop_length = hop_of(config.enc_strides)
         c = config
         self.encoder = Encoder(c.enc_channels, c.enc_strides, c.enc_kernels, c.res_kernels,
-                               c.res_dilations, c.activation, encoder_out)
+                               c.res_dilations, c.activation, encoder_out, c.enc_layout)
         self.decoder = Decoder(c.latent_dim, c.dec_channels, c.dec_strides, c.dec_kernels,
                                c.res_kernels, c.res_dilations, c.activation)
 

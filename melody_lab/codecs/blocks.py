@@ -94,19 +94,34 @@ class MultiReceptiveField(nn.Module):
 class Encoder(nn.Module):
     """Waveform ``[B, 1, T]`` → features ``[B, out_channels, T / prod(strides)]``.
 
-    ``channels[i]`` is the width at stage ``i``; stage ``i`` runs an MRF and then a strided conv
-    (kernel ``kernels[i]``, stride ``strides[i]``) to ``channels[i+1]`` (twice the last width after
-    the final stage).
+    Two layouts of the same parts (an MRF per stage, a strided conv with kernel ``kernels[i]`` and
+    stride ``strides[i]`` per stage, conv(7) in, conv(3) out):
+
+    * ``"widen"`` (micro/tiny): stage ``i`` runs an MRF at width ``channels[i]`` and then the
+      strided conv to ``channels[i+1]`` (twice the last width after the final stage), so the
+      strided convs output ``2·channels[0] … 2·channels[-1]``;
+    * ``"stage"`` (paper): the mirror of :class:`Decoder` — stage ``i`` is the strided conv to
+      ``channels[i]`` and then an MRF at ``channels[i]``, so every stage's width is the listed one.
     """
 
     def __init__(self, channels, strides, kernels, res_kernels, res_dilations, act: str,
-                 out_channels: int):
+                 out_channels: int, layout: str = "widen"):
         super().__init__()
-        widths = list(channels) + [2 * channels[-1]]
-        layers: list[nn.Module] = [PaddedConv(1, widths[0], 7)]
-        for i, (stride, kernel) in enumerate(zip(strides, kernels)):
-            layers += [MultiReceptiveField(widths[i], res_kernels, res_dilations, act),
-                       activation(act, widths[i]), PaddedConv(widths[i], widths[i + 1], kernel, stride)]
+        if layout not in ("widen", "stage"):
+            raise ValueError(f"unknown encoder layout {layout!r}; choose widen or stage")
+        layers: list[nn.Module] = [PaddedConv(1, channels[0], 7)]
+        if layout == "widen":
+            widths = list(channels) + [2 * channels[-1]]
+            for i, (stride, kernel) in enumerate(zip(strides, kernels)):
+                layers += [MultiReceptiveField(widths[i], res_kernels, res_dilations, act),
+                           activation(act, widths[i]),
+                           PaddedConv(widths[i], widths[i + 1], kernel, stride)]
+        else:
+            widths = [channels[0], *channels]
+            for i, (stride, kernel) in enumerate(zip(strides, kernels)):
+                layers += [activation(act, widths[i]),
+                           PaddedConv(widths[i], widths[i + 1], kernel, stride),
+                           MultiReceptiveField(widths[i + 1], res_kernels, res_dilations, act)]
         layers += [activation(act, widths[-1]), PaddedConv(widths[-1], out_channels, 3)]
         self.net = nn.Sequential(*layers)
 

@@ -39,7 +39,8 @@ PRESETS: dict[str, dict] = {
     "paper": dict(sample_rate=24000, latent_dim=16, enc_channels=(32, 64, 128, 256),
                   enc_strides=(2, 3, 4, 4), enc_kernels=(5, 7, 9, 9),
                   dec_channels=(768, 384, 192, 96), dec_strides=(4, 4, 3, 2), dec_kernels=(9, 9, 5, 7),
-                  res_kernels=(3, 7, 11), res_dilations=(1, 3, 5), activation="leaky_relu"),
+                  res_kernels=(3, 7, 11), res_dilations=(1, 3, 5), activation="leaky_relu",
+                  enc_layout="stage"),
 }
 VQ_PRESETS: dict[str, dict] = {
     "micro": dict(num_quantizers=2, codebook_size=16),

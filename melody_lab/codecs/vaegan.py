@@ -1,7 +1,9 @@
 """The audio VAE-GAN of MeLoDy: HiFi-GAN-style encoder → diagonal Gaussian → HiFi-GAN decoder.
 
 The encoder predicts a mean and log-variance per frame and latent dimension. The latent handed
-to diffusion is the posterior mean, scaled and clipped as in the paper: ``z = clip(μ / 3, -1, 1)``.
+to diffusion is the posterior mean, scaled and clipped as in the paper: ``z = clip(μ / 3, -1, 1)``;
+with ``posterior_sample=True`` it is a posterior sample instead, ``clip((μ + σ·ε) / 3, -1, 1)``
+(ε from torch's global generator, so seed it for repeatable latents).
 The KL term (however small its weight) pulls ``E[μ² + σ²]`` towards 1 — the reconstruction
 loss is blind to the latent's overall scale, so the KL alone sets it — hence ``μ/3`` lands
 mostly inside [-1, 1].
@@ -20,6 +22,7 @@ from .losses import gaussian_kl
 class VAEGANConfig(CodecConfig):
     latent_scale: float = 3.0  # z = clip(mean / latent_scale, -1, 1)
     logvar_min: float = -30.0  # clamp of the predicted log-variance (numerical safety)
+    posterior_sample: bool = False  # encode() returns a posterior sample instead of the mean
 
 
 class VAEGAN(Codec):
@@ -32,11 +35,16 @@ class VAEGAN(Codec):
 
     def posterior(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Audio ``[B, T]`` → (mean, log-variance), each ``[B, L, D]``, unscaled."""
-        mean, logvar = self.features(audio).transpose(1, 2).chunk(2, dim=-1)
+        return self._split(self.features(audio))
+
+    def _split(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, logvar = features.transpose(1, 2).chunk(2, dim=-1)
         return mean, logvar.clamp(min=self.config.logvar_min, max=10.0)
 
     def latent_from_features(self, features: torch.Tensor) -> torch.Tensor:
-        mean = features.transpose(1, 2)[..., : self.latent_dim]
+        mean, logvar = self._split(features)
+        if self.config.posterior_sample:
+            mean = mean + (0.5 * logvar).exp() * torch.randn_like(mean)
         return (mean / self.config.latent_scale).clamp(-1.0, 1.0)
 
     def decoder_input(self, z: torch.Tensor) -> torch.Tensor:

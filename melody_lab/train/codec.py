@@ -20,8 +20,7 @@ import torch
 from ..codecs import build_codec, codec_config
 from ..codecs.build import codec_record
 from ..codecs.discriminators import CodecDiscriminator, DiscriminatorConfig
-from ..codecs.losses import (feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss,
-                             mr_stft_loss)
+from ..codecs.losses import CodecLoss
 from ..codecs.metrics import reconstruction_metrics
 from ..config import Config
 from ..errors import UserError
@@ -40,6 +39,7 @@ class CodecTrainConfig(Config):
     betas: tuple[float, float] = (0.8, 0.99)
     grad_clip: float = 100.0
     stft_ffts: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64, 32)
+    loss: str = "sc_logmag"  # or "paper_exact" (codecs/losses.py: how the terms are formed)
     stft_weight: float = 50.0
     fm_weight: float = 20.0
     adv_weight: float = 1.0
@@ -60,7 +60,7 @@ TRAIN_PRESETS: dict[str, dict] = {
                                                     resolutions=(256,), spectrogram_channels=4)),
     "tiny": dict(discriminator=DiscriminatorConfig(period_channels=(8, 32, 64, 128))),
     "paper": dict(batch_size=16, crop_samples=24000, lr=2e-4, gan_start_step=0, val_clips=64,
-                  stft_ffts=(8192, 4096, 2048, 1024, 512, 256, 128, 64, 32),
+                  loss="paper_exact", stft_ffts=(8192, 4096, 2048, 1024, 512, 256, 128),
                   discriminator=DiscriminatorConfig(period_channels=(32, 128, 512, 1024),
                                                     resolutions=(2048, 1024, 512),
                                                     spectrogram_channels=32)),
@@ -89,6 +89,7 @@ class CodecTask:
             raise UserError(f"training clips ({train_audio.shape[-1]} samples) are shorter than "
                             f"the crop ({config.crop_samples} samples)")
         self.codec, self.config = codec, config
+        self.loss = CodecLoss(config.loss)
         self.train_audio, self.valid_audio = train_audio, valid_audio[: config.val_clips]
         self.discriminator = CodecDiscriminator(config.discriminator)
         distributed.broadcast_parameters(codec, self.discriminator)
@@ -118,15 +119,15 @@ class CodecTask:
         cfg = self.config
         audio = self.sample_batch(generator)
         recon, aux = self.codec.forward_train(audio)
-        stft = mr_stft_loss(audio, recon, cfg.stft_ffts)
+        stft = self.loss.reconstruction(audio, recon, cfg.stft_ffts)
         bottleneck = (cfg.kl_weight * aux["kl"] if "kl" in aux
                       else cfg.commit_weight * aux["commit"])
         loss = cfg.stft_weight * stft + bottleneck
         logs = {"stft": stft.item(), **{k: v.item() for k, v in aux.items()}}
 
         if step >= cfg.gan_start_step:
-            d_loss = lsgan_discriminator_loss(self.discriminator(audio),
-                                              self.discriminator(recon.detach()))
+            d_loss = self.loss.discriminator(self.discriminator(audio),
+                                             self.discriminator(recon.detach()))
             self.opt_disc.zero_grad(set_to_none=True)
             d_loss.backward()
             distributed.average_gradients(self.discriminator)
@@ -135,7 +136,7 @@ class CodecTask:
             with torch.no_grad():  # real features are only targets for feature matching
                 real = self.discriminator(audio)
             fake = self.discriminator(recon)
-            adv, fm = lsgan_generator_loss(fake), feature_matching_loss(real, fake)
+            adv, fm = self.loss.generator(real, fake)
             loss = loss + cfg.adv_weight * adv + cfg.fm_weight * fm
             logs.update(disc=d_loss.item(), adv=adv.item(), fm=fm.item())
 
