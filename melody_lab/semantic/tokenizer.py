@@ -35,8 +35,9 @@ class TokenizerConfig(Config):
     chroma_weight: float = 1.0
     onset_weight: float = 0.5
     ssl_path: str | None = None
-    ssl_layer: int = 6
-    ssl_sample_rate: int = 16000
+    ssl_layer: int = 6  # hidden-state index: 0 = transformer input, i = layer i, -1 = last
+    ssl_sample_rate: int = 16000  # replaced by the folder's preprocessor_config.json, if any
+    ssl_pooling: str = "mean"  # model frames → token frames: "mean" (per token span) or "centre"
     ssl_dim: int = 0  # filled in from the SSL model's config when it is loaded
     max_fit_frames: int = 200_000  # frames sub-sampled for k-means
 
@@ -68,8 +69,10 @@ class SemanticTokenizer(nn.Module):
             if not cfg.ssl_path:
                 raise UserError("features='ssl' needs ssl_path: a local folder with a "
                                 "transformers audio model (HuBERT, MERT, wav2vec2 …)")
-            self._ssl = SSLFeatures(cfg.ssl_path, cfg.ssl_layer, cfg.ssl_sample_rate)
-            self.config = cfg = cfg.replace(ssl_dim=self._ssl.dim)
+            self._ssl = SSLFeatures(cfg.ssl_path, cfg.ssl_layer, cfg.ssl_sample_rate,
+                                    cfg.ssl_pooling)
+            self.config = cfg = cfg.replace(ssl_dim=self._ssl.dim,
+                                            ssl_sample_rate=self._ssl.model_sample_rate)
             blocks = [(cfg.ssl_dim, 1.0)]
         else:
             raise UserError(f"unknown tokenizer features {cfg.features!r}; "

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from ..errors import UserError
+from ..semantic.features import SSL_POOLINGS
 from ..semantic.tokenizer import TOKENIZER_PRESETS, SemanticTokenizer
 from .checkpoint import latest_checkpoint, save_checkpoint
 from .semantic_common import add_common_args, guard_run_folder, load_split
@@ -28,12 +30,21 @@ def token_usage(tokens: torch.Tensor, vocab: int) -> dict[str, float]:
 
 
 def fit_tokenizer(preset: str, data: str | Path, out: str | Path, seed: int = 0,
-                  features: str | None = None, ssl_path: str | None = None) -> dict:
-    """Fit (or find already fitted) the tokenizer of ``preset`` into run folder ``out``."""
+                  features: str | None = None, ssl_path: str | None = None,
+                  ssl_layer: int | None = None, ssl_pooling: str | None = None) -> dict:
+    """Fit (or find already fitted) the tokenizer of ``preset`` into run folder ``out``.
+
+    ``features="ssl"`` with ``ssl_path`` (a local transformers audio model folder) uses that
+    model's hidden states of ``ssl_layer``, pooled (``ssl_pooling``) to the token rate.
+    """
     out = Path(out)
     cfg = TOKENIZER_PRESETS[preset]
     if features:
         cfg = cfg.replace(features=features, ssl_path=ssl_path)
+    if ssl_layer is not None:
+        cfg = cfg.replace(ssl_layer=ssl_layer)
+    if ssl_pooling is not None:
+        cfg = cfg.replace(ssl_pooling=ssl_pooling)
     tokenizer = SemanticTokenizer(cfg)
     record = {"task": "tokenizer", "model": tokenizer.config.to_dict(), "preset": preset,
               "seed": seed}
@@ -61,10 +72,18 @@ def register_cli(subparsers) -> None:
                         help="frame features (default: the preset's, mel_chroma_onset)")
     parser.add_argument("--ssl-path", default=None,
                         help="local folder of a transformers SSL audio model (with --features ssl)")
+    parser.add_argument("--ssl-layer", type=int, default=None,
+                        help="hidden-state index of the SSL model: 0 = transformer input, i = "
+                        "layer i, -1 = last (default: the preset's, 6)")
+    parser.add_argument("--ssl-pooling", choices=list(SSL_POOLINGS), default=None,
+                        help="model frames to token frames: mean over each token's span, or the "
+                        "frame at its centre (default: mean)")
 
     def run(args) -> int:
+        if (args.ssl_path or args.ssl_layer is not None or args.ssl_pooling) and args.features != "ssl":
+            raise UserError("--ssl-path, --ssl-layer and --ssl-pooling need --features ssl")
         state = fit_tokenizer(args.preset, args.data, args.out, args.seed, args.features,
-                              args.ssl_path)
+                              args.ssl_path, args.ssl_layer, args.ssl_pooling)
         print(f"tokenizer: fitted in {args.out}; validation usage {state.get('valid')}")
         return 0
 
