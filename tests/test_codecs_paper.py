@@ -155,3 +155,14 @@ def test_paper_codec_parameter_counts_match_the_docs():
     weights = sum(p.numel() for m in mrfs for n, p in m.named_parameters()
                   if n.endswith("original1"))
     assert weights == sum(mrf(c) for c in (768, 384, 192, 96))
+
+
+def test_paper_corpus_clips_fit_the_paper_codec():
+    from melody_lab.data.presets import get_preset
+
+    corpus, codec = get_preset("paper"), codec_config("vaegan", "paper")
+    hop = math.prod(codec.enc_strides)
+    assert (corpus.sample_rate, corpus.clip_seconds, hop) == (codec.sample_rate, 10.0, 96)
+    assert corpus.clip_samples % hop == 0 and corpus.clip_samples // hop == 2500  # 250 Hz latent
+    assert (corpus.clip_samples // hop) % 4 == 0  # M = 4 chunks of 625 frames (2.5 s)
+    assert corpus.render_rate >= 2 * corpus.sample_rate
