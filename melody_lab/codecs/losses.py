@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from ..audio import stft_magnitude
+from ..errors import UserError
 from .metrics import stft_distance
 
 LOSS_KINDS = ("sc_logmag", "paper_exact")
@@ -84,7 +85,7 @@ class CodecLoss:
 
     def __init__(self, kind: str):
         if kind not in LOSS_KINDS:
-            raise ValueError(f"unknown codec loss {kind!r}; choose one of: {', '.join(LOSS_KINDS)}")
+            raise UserError(f"unknown codec loss {kind!r}; choose one of: {', '.join(LOSS_KINDS)}")
         self.kind = kind
         self.reduction = "sum" if kind == "paper_exact" else "mean"
 
