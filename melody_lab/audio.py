@@ -129,6 +129,16 @@ def log_mel(audio: torch.Tensor, sample_rate: int, n_fft: int = 1024, hop_length
     return torch.log(torch.clamp(fb @ mag, min=eps))
 
 
+def si_sdr(reference: torch.Tensor, estimate: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Scale-invariant signal-to-distortion ratio (also called SI-SNR) in dB per example:
+    ``[B, ...]`` × ``[B, ...]`` → ``[B]``, each example flattened and made zero-mean."""
+    ref = reference.flatten(1) - reference.flatten(1).mean(1, keepdim=True)
+    est = estimate.flatten(1) - estimate.flatten(1).mean(1, keepdim=True)
+    target = (est * ref).sum(1, keepdim=True) / (ref.pow(2).sum(1, keepdim=True) + eps) * ref
+    noise = est - target
+    return 10 * torch.log10((target.pow(2).sum(1) + eps) / (noise.pow(2).sum(1) + eps))
+
+
 def rms_db(audio: np.ndarray | torch.Tensor) -> float:
     """Root-mean-square level in dBFS (−inf for digital silence)."""
     x = np.asarray(audio.detach().cpu() if torch.is_tensor(audio) else audio, dtype=np.float64)

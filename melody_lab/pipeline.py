@@ -146,13 +146,25 @@ class _StepCounter:
             self.bar.close()
 
 
+def _bundle_parts() -> dict:
+    """The registry of each part of a bundle, by sub-folder (= constructor argument) name."""
+    from .codecs import CODECS
+    from .denoisers import DENOISERS
+    from .semantic import LMS, MULANS, RVQS, TOKENIZERS
+
+    return {"codec": CODECS, "denoiser": DENOISERS, "mulan": MULANS, "rvq": RVQS,
+            "tokenizer": TOKENIZERS, "lm": LMS}
+
+
 class MeLoDy:
     """The assembled pipeline (see module docstring). All components run in eval mode."""
 
     def __init__(self, codec, denoiser, mulan, rvq, tokenizer, lm, config: MeLoDyConfig | None = None):
         self.codec, self.denoiser, self.mulan = codec.eval(), denoiser.eval(), mulan.eval()
         self.rvq, self.tokenizer, self.lm = rvq.eval(), tokenizer.eval(), lm.eval()
-        self.config = config or MeLoDyConfig()
+        # the components' own registry names (a config default could disagree with them)
+        self.config = (config or MeLoDyConfig()).replace(
+            names={"codec": codec.name, "denoiser": denoiser.name})
         self.sample_rate = int(codec.sample_rate)
         self.time_grid = TimeGrid(self.sample_rate, codec.hop_length, tokenizer.hop)
         self.frame_rate = self.time_grid.frame_rate     # latent frames per second
@@ -171,10 +183,11 @@ class MeLoDy:
     # -- bundles -----------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, name_or_dir: str | Path = "tiny") -> "MeLoDy":
-        """Load a bundle folder (or ``"tiny"``, the bundle shipped inside the package)."""
-        from .bundle import BundleError, load_denoiser, verify_manifest
-        from .codecs import load_codec
-        from .semantic import MuLan, ResidualVQ, SemanticLM, SemanticTokenizer
+        """Load a bundle folder (or ``"tiny"``, the bundle shipped inside the package). Only files
+        the bundle's manifest lists and verifies are read, each checked (``melody_lab.io``)."""
+        from .config import ConfigError
+        from .errors import BundleError
+        from .io import load_bundle
 
         folder = Path(name_or_dir)
         if str(name_or_dir) == "tiny" and not folder.exists():
@@ -186,39 +199,21 @@ class MeLoDy:
         if not folder.is_dir():
             raise BundleError(f"no bundle at {folder} (expected a folder made by save_pretrained, "
                               f"or the name 'tiny')")
-        verify_manifest(folder)
-        config = MeLoDyConfig.from_dict(
-            __import__("json").loads((folder / "melody.json").read_text())["config"])
-        return cls(load_codec(folder / "codec"), load_denoiser(folder / "denoiser"),
-                   MuLan.from_pretrained(folder / "mulan"), ResidualVQ.from_pretrained(folder / "rvq"),
-                   SemanticTokenizer.from_pretrained(folder / "tokenizer"),
-                   SemanticLM.from_pretrained(folder / "lm"), config)
+        modules, meta = load_bundle(folder, _bundle_parts())
+        try:
+            config = MeLoDyConfig.from_dict(meta["config"])
+        except ConfigError as err:
+            raise BundleError(f"{folder / 'melody.json'}: {err}") from None
+        return cls(**modules, config=config)
 
     def save_pretrained(self, folder: str | Path, half: bool = True) -> Path:
-        """Write a bundle (fp16 weights when ``half``) with a SHA-256 manifest."""
-        import json
-        import shutil
+        """Write a bundle with a SHA-256 manifest, atomically: one export folder per component
+        (fp16 parameters when ``half``; buffers such as k-means centres stay float32)."""
+        from .io import save_bundle
 
-        from .bundle import FORMAT, save_denoiser, write_manifest
-        from .codecs import save_codec
-
-        folder = Path(folder)
-        tmp = folder.with_name(f".{folder.name}.partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        dtype = torch.float16 if half else torch.float32
-        save_codec(self.codec, tmp / "codec", dtype=dtype)
-        save_denoiser(self.denoiser, self.config.names.get("denoiser", "dpd"), tmp / "denoiser", dtype)
-        for name in ("mulan", "rvq", "tokenizer", "lm"):
-            # k-means centres and RVQ codebooks stay float32: rounding them moves token boundaries
-            getattr(self, name).save_pretrained(tmp / name, half=half and name in ("mulan", "lm"))
-        (tmp / "melody.json").write_text(json.dumps({"format": FORMAT,
-                                                     "config": self.config.to_dict()}, indent=2))
-        write_manifest(tmp)
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-        return folder
+        parts = {part: getattr(self, part) for part in _bundle_parts()}
+        return save_bundle(folder, parts, {"config": self.config.to_dict()},
+                           half=set(parts) if half else set())
 
     # -- the one setup path -----------------------------------------------------------------
     def _check_duration(self, seconds: float, what: str = "duration") -> None:
@@ -304,7 +299,7 @@ class MeLoDy:
 
     def _timed(self, name: str, fn, *args, **kwargs):
         """Run ``fn`` and add its wall time (GPU work included) to ``last_timings[name]``."""
-        from .metrics.rtf import synchronize
+        from .devices import synchronize
 
         start = time.perf_counter()
         result = fn(*args, **kwargs)

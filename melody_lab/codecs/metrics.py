@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ..audio import log_mel, stft_magnitude
+from ..audio import log_mel, si_sdr, stft_magnitude
 
 DEFAULT_FFTS = (2048, 1024, 512, 256, 128, 64)
 
@@ -43,16 +43,6 @@ def mr_stft_distance(reference: torch.Tensor, estimate: torch.Tensor,
 def log_mel_l1(reference: torch.Tensor, estimate: torch.Tensor, sample_rate: int) -> torch.Tensor:
     """Mean absolute difference of natural-log mel spectrograms (n_fft 1024, hop 256, 64 mels): ``[B]``."""
     return (log_mel(estimate, sample_rate) - log_mel(reference, sample_rate)).abs().flatten(1).mean(1)
-
-
-def si_sdr(reference: torch.Tensor, estimate: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Scale-invariant signal-to-distortion ratio in dB ``[B]`` (zero-mean signals)."""
-    ref = reference - reference.mean(dim=-1, keepdim=True)
-    est = estimate - estimate.mean(dim=-1, keepdim=True)
-    scale = (est * ref).sum(-1, keepdim=True) / (ref.pow(2).sum(-1, keepdim=True) + eps)
-    target = scale * ref
-    noise = est - target
-    return 10 * torch.log10((target.pow(2).sum(-1) + eps) / (noise.pow(2).sum(-1) + eps))
 
 
 @torch.no_grad()

@@ -18,13 +18,13 @@ from pathlib import Path
 import torch
 
 from ..codecs import build_codec, codec_config
-from ..codecs.build import codec_record
 from ..codecs.discriminators import CodecDiscriminator, DiscriminatorConfig
 from ..codecs.losses import (feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss,
                              mr_stft_loss)
 from ..codecs.metrics import reconstruction_metrics
 from ..config import Config
 from ..errors import UserError
+from ..io import component_record
 from . import distributed
 from .checkpoint import latest_checkpoint, load_checkpoint
 from .loop import LoopConfig, run_training
@@ -193,7 +193,7 @@ def train_codec(codec_name: str, preset: str, data: str | Path, out: str | Path,
     cfg = train_config(preset, **train_overrides)
     task = CodecTask(codec, cfg, load_split_audio(data, "train", codec.sample_rate),
                      load_split_audio(data, "valid", codec.sample_rate))
-    record = {"codec": codec_record(codec, preset), "train": cfg.to_dict()}
+    record = {"model": component_record(codec, preset=preset), "train": cfg.to_dict()}
     if init_from is not None:
         record["init_from"] = str(Path(init_from).resolve())
         if latest_checkpoint(out) is None:  # a fresh run: start from the other run's weights

@@ -19,6 +19,7 @@ from ..config import Config
 from ..denoisers import build_denoiser, count_parameters, single_pass_metrics
 from ..diffusion import drop_tokens, multichunk_target, velocity_loss
 from ..errors import UserError
+from ..io import component_record
 from . import distributed
 from .loop import LoopConfig, run_training
 
@@ -138,7 +139,8 @@ def train_denoiser(data: str | Path, codec_dir: str | Path, tokenizer_dir: str |
     print(f"{config.denoiser}/{config.preset}: {count_parameters(task.net):,} parameters; "
           f"{caches['train']['latents'].shape[0]} training latents of shape "
           f"{tuple(caches['train']['latents'].shape[1:])}")
-    record = {"denoiser_train": config.to_dict(), "overrides": denoiser_overrides, **provenance,
+    record = {"model": component_record(task.ema, weights="ema"),
+              "denoiser_train": config.to_dict(), "overrides": denoiser_overrides, **provenance,
               "data": str(Path(data).resolve())}
     return run_training(task, out, loop, record)
 

@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from ..config import Config
 from ..errors import UserError
+from ..io import component_record
 from ..semantic.lm import LM_PRESETS, SemanticLM
 from ..semantic.mulan import MuLan
 from ..semantic.rvq import ResidualVQ
@@ -179,7 +180,7 @@ def train_lm(preset: str, data, out, mulan_dir, tokenizer_dir, args=None) -> dic
     torch.manual_seed(args.seed)
     model = SemanticLM(cfg)
     task = LMTask(model, tcfg, train, valid, total_steps=loop.max_steps)
-    record = {"model": cfg.to_dict(), "train": tcfg.to_dict(), "preset": preset,
+    record = {"model": component_record(model), "train": tcfg.to_dict(), "preset": preset,
               "mulan": str(mulan_dir.resolve()), "tokenizer": str(tokenizer_dir.resolve())}
     return run_training(task, out, loop, record)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..config import Config
+from ..io import component_record
 from ..semantic.mulan import MULAN_PRESETS, MuLan
 from ..semantic.retrieval import retrieval_metrics
 from ..semantic.rvq import ResidualVQ
@@ -153,7 +154,7 @@ def train_mulan(preset: str, data: str | Path, out: str | Path, args=None) -> di
     valid = load_split(data, "valid", cfg.sample_rate)
     task = MuLanTask(model, tcfg, train, valid, total_steps=loop.max_steps)
     del train, valid  # the task keeps log-mels only; free the raw audio
-    record = {"model": cfg.to_dict(), "train": tcfg.to_dict(), "preset": preset}
+    record = {"model": component_record(model), "train": tcfg.to_dict(), "preset": preset}
     state = run_training(task, out, loop, record)
     task.fit_rvq(Path(out) / "rvq", seed=args.seed)
     return state

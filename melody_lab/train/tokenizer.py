@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..io import component_record
 from ..semantic.tokenizer import TOKENIZER_PRESETS, SemanticTokenizer
 from .checkpoint import latest_checkpoint, save_checkpoint
 from .semantic_common import add_common_args, guard_run_folder, load_split
@@ -35,7 +36,7 @@ def fit_tokenizer(preset: str, data: str | Path, out: str | Path, seed: int = 0,
     if features:
         cfg = cfg.replace(features=features, ssl_path=ssl_path)
     tokenizer = SemanticTokenizer(cfg)
-    record = {"task": "tokenizer", "model": tokenizer.config.to_dict(), "preset": preset,
+    record = {"task": "tokenizer", "model": component_record(tokenizer), "preset": preset,
               "seed": seed}
     if guard_run_folder(out, record) and latest_checkpoint(out) is not None:
         import json
