@@ -147,6 +147,7 @@ def check_run_record(out: Path, record: dict[str, Any], write: bool = True) -> b
     new = json.loads(json.dumps(record))
     if not path.exists():
         if write:
+            path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True))
         return False
     changed, added = config_differences(json.loads(path.read_text()), new)
