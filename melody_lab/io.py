@@ -18,8 +18,8 @@ A **bundle** is one export folder per component plus ``melody.json`` and a SHA-2
 Everything read is checked before it is used — JSON that parses, configs whose fields have the
 declared types (``Config.from_dict``), safetensors headers of sane size whose tensors fit the
 file and the model — and any failure is a :class:`~melody_lab.errors.BundleError` naming the
-file. Loading reads only JSON and safetensors, so it never executes code. Nothing here knows
-about training.
+file. Loading reads only JSON and safetensors, so it never executes code. This module knows
+the run-folder layout that ``train/checkpoint.py`` writes, but imports nothing of training.
 """
 from __future__ import annotations
 
@@ -196,8 +196,9 @@ def resolve(path: str | Path, kind: str, run_folders: bool = True) -> tuple[dict
     run = "kind" not in record and isinstance(record.get("model"), dict)
     component = record["model"] if run and run_folders else record
     if component.get("kind") != kind or not isinstance(component.get("config"), dict):
-        found = component.get("kind") or ("a training run" if run else "no component record")
-        raise BundleError(f"{path} holds {found!r}, not a {kind} ({path / CONFIG_FILE} needs "
+        found = (f"a {component['kind']!r}" if component.get("kind") else
+                 "a training run" if run else "no component record")
+        raise BundleError(f"{path} holds {found}, not a {kind} ({path / CONFIG_FILE} needs "
                           f'"kind": "{kind}", "name" and "config")')
     if not run:
         return component, path / f"{kind}.safetensors"

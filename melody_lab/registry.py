@@ -89,7 +89,8 @@ class Registry(Generic[T]):
 
     def config(self, name: str, preset: str = "tiny", /, **overrides) -> Any:
         """A copy of ``name``'s ``preset`` config with field ``overrides``."""
-        table = self.presets[self.get(name) and name]
+        self.get(name)  # an unknown name lists the valid ones
+        table = self.presets.get(name, {})
         if preset not in table:
             raise UserError(f"unknown {name} preset {preset!r}; choose one of: {', '.join(table)}")
         return table[preset].replace(**overrides)
