@@ -86,5 +86,5 @@ def test_grid_sections_are_typed_configs():
         grid_from_dict({**GRID, "eval": {"seeds": [-1]}})
     with pytest.raises(UserError, match="eval.confidence"):
         grid_from_dict({**GRID, "eval": {"confidence": 1.5}})
-    with pytest.raises(UserError, match="eval.duration_s must be a number"):
+    with pytest.raises(UserError, match="eval.duration_s must be a positive number"):
         grid_from_dict({**GRID, "eval": {"duration_s": "long"}})

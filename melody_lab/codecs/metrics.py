@@ -60,3 +60,19 @@ def reconstruction_metrics(reference: torch.Tensor, estimate: torch.Tensor,
 def different_clip_baseline(audio: torch.Tensor, sample_rate: int) -> dict[str, float]:
     """The metrics between each clip and the next one (``[B, T]``, B ≥ 2): a trivial baseline."""
     return reconstruction_metrics(audio, audio.roll(1, dims=0), sample_rate)
+
+
+@torch.no_grad()
+def evaluate_codec(codec, audio: torch.Tensor, batch_size: int = 8) -> dict[str, float]:
+    """Reconstruction metrics over ``audio [N, T]`` plus latent statistics (std, clipped fraction)."""
+    codec.eval()
+    recon, latents = [], []
+    for chunk in audio.split(batch_size):
+        z = codec.encode(chunk.float())
+        latents.append(z)
+        recon.append(codec.decode(z, length=chunk.shape[-1]))
+    z = torch.cat(latents)
+    metrics = reconstruction_metrics(audio.float(), torch.cat(recon), codec.sample_rate)
+    metrics.update(z_std=z.std().item(), z_abs_max=z.abs().max().item(),
+                   z_clipped=(z.abs() >= 0.999).float().mean().item())
+    return metrics

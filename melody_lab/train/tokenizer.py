@@ -7,16 +7,46 @@ like any other run. Re-running on a finished folder with the same settings does 
 """
 from __future__ import annotations
 
+import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from ..config import Config
+from ..data.splits import load_split
+from ..errors import UserError
 from ..io import component_record
 from ..semantic.tokenizer import TOKENIZER_PRESETS, SemanticTokenizer
-from .checkpoint import latest_checkpoint, save_checkpoint
-from .semantic_common import add_common_args, guard_run_folder, load_split
+from .checkpoint import check_run_record, latest_checkpoint, save_checkpoint
+from .loop import LoopConfig
+from .semantic_common import add_common_args
+
+
+@dataclass
+class TokenizerStageConfig(Config):
+    """What :func:`fit_tokenizer` fits: the tokenizer of size ``preset`` (``TOKENIZER_PRESETS``),
+    its frame ``features`` (None: the preset's) and, for ``features="ssl"``, the local SSL model."""
+
+    preset: str = "tiny"
+    features: str | None = None
+    ssl_path: str | None = None
+
+    def __post_init__(self):
+        if self.preset not in TOKENIZER_PRESETS:
+            raise UserError(f"unknown tokenizer preset {self.preset!r}; choose one of: "
+                            f"{', '.join(TOKENIZER_PRESETS)}")
+
+    @classmethod
+    def for_preset(cls, preset: str) -> "TokenizerStageConfig":
+        return cls(preset)
+
+    def loop(self, steps: int | None = None, seed: int = 0, max_minutes: float | None = None,
+             progress: bool = True) -> LoopConfig:
+        """k-means has no steps: only the seed of the returned loop settings is used."""
+        return LoopConfig(max_steps=1, seed=seed, max_minutes=max_minutes, progress=progress)
 
 
 def token_usage(tokens: torch.Tensor, vocab: int) -> dict[str, float]:
@@ -28,18 +58,19 @@ def token_usage(tokens: torch.Tensor, vocab: int) -> dict[str, float]:
             "unigram_perplexity": math.exp(entropy)}
 
 
-def fit_tokenizer(preset: str, data: str | Path, out: str | Path, seed: int = 0,
-                  features: str | None = None, ssl_path: str | None = None) -> dict:
-    """Fit (or find already fitted) the tokenizer of ``preset`` into run folder ``out``."""
+def fit_tokenizer(config: TokenizerStageConfig, data: str | Path, out: str | Path,
+                  loop: LoopConfig | None = None) -> dict:
+    """Fit (or find already fitted) the tokenizer of ``config`` into run folder ``out``
+    (k-means seeded with ``loop.seed``; the loop's other settings do not apply)."""
     out = Path(out)
+    preset, seed = config.preset, (loop or config.loop()).seed
     cfg = TOKENIZER_PRESETS[preset]
-    if features:
-        cfg = cfg.replace(features=features, ssl_path=ssl_path)
+    if config.features:
+        cfg = cfg.replace(features=config.features, ssl_path=config.ssl_path)
     tokenizer = SemanticTokenizer(cfg)
     record = {"task": "tokenizer", "model": component_record(tokenizer), "preset": preset,
               "seed": seed}
-    if guard_run_folder(out, record) and latest_checkpoint(out) is not None:
-        import json
+    if check_run_record(out, record) and latest_checkpoint(out) is not None:
         return json.loads((latest_checkpoint(out) / "state.json").read_text())
     started = time.monotonic()
     train = load_split(data, "train", cfg.sample_rate)
@@ -62,11 +93,3 @@ def register_cli(subparsers) -> None:
                         help="frame features (default: the preset's, mel_chroma_onset)")
     parser.add_argument("--ssl-path", default=None,
                         help="local folder of a transformers SSL audio model (with --features ssl)")
-
-    def run(args) -> int:
-        state = fit_tokenizer(args.preset, args.data, args.out, args.seed, args.features,
-                              args.ssl_path)
-        print(f"tokenizer: fitted in {args.out}; validation usage {state.get('valid')}")
-        return 0
-
-    parser.set_defaults(func=run)
