@@ -117,7 +117,6 @@ class _Run:
 
     angles: torch.Tensor
     guidance: float
-    seed: int
     generator: torch.Generator
     callback: _StepCounter | None  # the sampler's step callback (None: nobody listens)
 
@@ -237,7 +236,7 @@ class MeLoDy:
             raise UserError(f"guidance must be a finite number, got {guidance!r}")
         self.last_timings = {}
         counter = _StepCounter(windows * steps, callback, progress)
-        return _Run(angles, guidance, seed, torch.Generator().manual_seed(seed),
+        return _Run(angles, guidance, torch.Generator().manual_seed(seed),
                     counter if (callback is not None or progress) else None)
 
     def _embed(self, prompts: list[str] | None, audio: torch.Tensor | None) -> torch.Tensor:

@@ -43,9 +43,14 @@ class DenoiserTrainConfig(Config):
     def for_preset(cls, preset: str, denoiser: str = "dpd") -> "DenoiserTrainConfig":
         return cls(denoiser=denoiser, preset=preset)
 
-    def loop(self, steps: int = 20000, seed: int = 0, max_minutes: float | None = None,
+    def loop(self, steps: int | None = None, seed: int = 0, max_minutes: float | None = None,
              progress: bool = True) -> LoopConfig:
-        """``steps`` steps, validated and checkpointed every 250 (the loop's defaults)."""
+        """``steps`` steps (None: the preset's, ``train.stages.STAGE_STEPS``), validated and
+        checkpointed every 250 (the loop's defaults)."""
+        if steps is None:
+            from .stages import stage_steps
+
+            steps = stage_steps(self.preset)["denoiser"]
         return LoopConfig(max_steps=steps, seed=seed, max_minutes=max_minutes, progress=progress)
 
 
