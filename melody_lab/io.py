@@ -27,10 +27,11 @@ import hashlib
 import json
 import math
 import os
+import secrets
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -48,15 +49,22 @@ _DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 
 
 
 # -- atomic writes ------------------------------------------------------------------------------
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``path`` via a unique temporary file and ``os.replace``: readers see old or new, never half."""
+def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
+    """Write ``path`` by ``write(tmp)`` into a temporary file beside it (a name unique to this
+    process and call), then ``os.replace``: readers see the old file or the new one, never half."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        write(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """:func:`atomic_write` of UTF-8 text."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 @contextmanager

@@ -1,11 +1,8 @@
 """The one stage table (train all + ablations) and grid sections whose names come from registries."""
 import inspect
 import math
-from dataclasses import dataclass
-from typing import ClassVar
 
 import pytest
-import torch
 
 from melody_lab.ablation import grid_from_dict
 from melody_lab.errors import UserError
@@ -54,26 +51,33 @@ def test_finished_needs_the_steps_and_the_products(tmp_path):
     assert STAGES["tokenizer"].finished(run, 10**6)        # fitted once: any checkpoint
 
 
-def test_a_registered_schedule_is_a_grid_axis_value_with_no_other_change():
-    from melody_lab.diffusion import SCHEDULES, Schedule, get_schedule
+def test_the_docs_schedule_example_becomes_a_grid_axis_value_with_no_other_change():
+    """docs/architecture.md, "Adding a grid axis": the schedule as written there, registered, is
+    valid in the grid's axes.schedule (the YAML shown there) and in MeLoDy's schedule argument."""
+    import re
+    from pathlib import Path
 
-    with pytest.raises(UserError, match="unknown schedule 'cosine_demo'"):
-        grid_from_dict({**GRID, "axes": {**GRID["axes"], "schedule": ["cosine_demo"]}})
+    import yaml
 
-    @SCHEDULES.register("cosine_demo")
-    @dataclass
-    class CosineDemo(Schedule):
-        name: ClassVar[str] = "cosine_demo"
+    from melody_lab.diffusion import SCHEDULES, get_schedule, schedules
 
-        def remaining(self, j, num_steps):
-            return (math.pi / 2) * (1 - torch.cos(math.pi / 2 * j / num_steps))
-
+    text = (Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text()
+    section = text.split("## Adding a grid axis", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    (axes,) = re.findall(r"```yaml\n(.*?)```", section, flags=re.S)
+    assert len(code.strip().splitlines()) < 30
+    grid = {**GRID, "axes": {**GRID["axes"], **yaml.safe_load(axes)["axes"]}}
+    with pytest.raises(UserError, match="unknown schedule 'cosine'"):
+        grid_from_dict(grid)
+    exec(code, {**vars(schedules)})                      # as if written in diffusion/schedules.py
     try:
-        grid = grid_from_dict({**GRID, "axes": {**GRID["axes"], "schedule": ["cosine_demo", "linear"]}})
-        assert [c.schedule for c in grid.configurations()] == ["cosine_demo", "linear"]
-        assert get_schedule("cosine_demo").angles(4).shape == (5,)
+        assert [c.schedule for c in grid_from_dict(grid).configurations()] == \
+            ["uniform", "linear", "cosine"]
+        angles = get_schedule("cosine").angles(8)
+        assert angles[0] == math.pi / 2 and angles[-1] == 0 and bool((angles.diff() < 0).all())
+        assert (angles[-2] - angles[-1]) < (angles[0] - angles[1])   # small steps near the data
     finally:
-        SCHEDULES._items.pop("cosine_demo")
+        SCHEDULES._items.pop("cosine")
 
 
 def test_grid_sections_are_typed_configs():

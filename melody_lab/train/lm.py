@@ -28,7 +28,8 @@ from ..semantic.lm import LM_PRESETS, SemanticLM
 from ..semantic.mulan import MuLan
 from ..semantic.rvq import ResidualVQ
 from ..semantic.tokenizer import SemanticTokenizer
-from .checkpoint import atomic_write_text, latest_checkpoint
+from ..io import atomic_write, atomic_write_text
+from .checkpoint import latest_checkpoint
 from . import distributed
 from .loop import LoopConfig, run_training
 from .semantic_common import SemanticStageConfig, add_common_args, add_loop_args, lr_at, set_lr
@@ -98,9 +99,7 @@ def build_cache(data, split: str, mulan_dir: Path, tokenizer_dir: Path, cache_di
     out = {"tokens": torch.cat(tokens), "audio_codes": torch.cat(audio_codes),
            "text_codes": text_codes}
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    save_file(out, str(tmp))
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: save_file(out, str(tmp)))
     atomic_write_text(meta_path, json.dumps(meta, indent=2))
     return out
 
