@@ -19,7 +19,7 @@ from .rvq import RVQS, ResidualVQ, RVQConfig
 from .tokenizer import TOKENIZER_PRESETS, TOKENIZERS, SemanticTokenizer, TokenizerConfig
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "semantic"
-_REGISTRIES = {r.kind: r for r in (MULANS, RVQS, TOKENIZERS, LMS)}
+KINDS = tuple(r.kind for r in (MULANS, RVQS, TOKENIZERS, LMS))  # "mulan", "rvq", "tokenizer", "lm"
 
 
 def load_tiny(name: str):
@@ -27,12 +27,12 @@ def load_tiny(name: str):
     from ..errors import UserError
     from ..io import load_pretrained
 
-    if name not in _REGISTRIES:
-        raise UserError(f"unknown semantic component {name!r}; choose one of: {', '.join(_REGISTRIES)}")
+    if name not in KINDS:
+        raise UserError(f"unknown semantic component {name!r}; choose one of: {', '.join(KINDS)}")
     folder = ASSETS / f"{name}_tiny"
     if not folder.is_dir():
         raise UserError(f"shipped checkpoint {folder} is missing (reinstall melody-lab)")
-    return load_pretrained(_REGISTRIES[name], folder)
+    return load_pretrained(name, folder)
 
 
 __all__ = ["MuLan", "MuLanConfig", "MULAN_PRESETS", "MULANS", "build_mulan", "ResidualVQ",
