@@ -1,5 +1,4 @@
 """The pipeline's one setup path: the time grid and the progress callback (micro random model)."""
-import math
 
 import pytest
 import torch
