@@ -40,7 +40,7 @@ from .config import ConfigError
 from .errors import BundleError, CheckpointError
 from .registry import REGISTRIES, Registry, UnknownNameError
 
-FORMAT = "melody_lab.bundle/1"
+FORMAT = "melody_lab.bundle/2"  # /2: every component folder is config.json {kind, name, config}
 MANIFEST = "manifest.json"
 CONFIG_FILE = "config.json"
 MAX_HEADER_BYTES = 16 << 20  # a safetensors header (JSON index of the tensors) above 16 MiB is refused

@@ -11,7 +11,7 @@ import torch
 
 from melody_lab.cli import main
 from melody_lab.errors import BundleError
-from melody_lab.io import MANIFEST, write_manifest
+from melody_lab.io import FORMAT, MANIFEST, write_manifest
 from melody_lab.pipeline import MeLoDy
 from melody_lab.registry import REGISTRIES
 
@@ -62,7 +62,7 @@ def test_a_loaded_file_missing_from_the_manifest_is_refused(copy):
 
 
 def test_an_empty_manifest_is_refused(copy):
-    (copy / MANIFEST).write_text(json.dumps({"format": "melody_lab.bundle/1", "files": {}}))
+    (copy / MANIFEST).write_text(json.dumps({"format": FORMAT, "files": {}}))
     with pytest.raises(BundleError, match="not listed"):
         MeLoDy.from_pretrained(copy)
 
@@ -127,3 +127,10 @@ def test_a_huge_header_is_a_bundle_error_and_exit_2_in_the_cli(copy, tmp_path, c
     assert main(["generate", "a reel", "--bundle", str(copy), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "header claims" in err and "Traceback" not in err and not out.exists()
+
+
+def test_a_bundle_of_the_old_layout_is_refused_by_its_format(copy):
+    manifest = json.loads((copy / MANIFEST).read_text())
+    (copy / MANIFEST).write_text(json.dumps({**manifest, "format": "melody_lab.bundle/1"}))
+    with pytest.raises(BundleError, match=r"format 'melody_lab.bundle/1'; this melody_lab reads"):
+        MeLoDy.from_pretrained(copy)
