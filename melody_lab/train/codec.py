@@ -53,22 +53,23 @@ class CodecTrainConfig(Config):
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
 
 
-TRAIN_PRESETS: dict[str, dict] = {
-    "micro": dict(batch_size=2, crop_samples=2048, gan_start_step=3, val_clips=2,
-                  stft_ffts=(512, 128, 32),
-                  discriminator=DiscriminatorConfig(periods=(2, 3), period_channels=(4, 8),
-                                                    resolutions=(256,), spectrogram_channels=4)),
-    "tiny": dict(discriminator=DiscriminatorConfig(period_channels=(8, 32, 64, 128))),
-    "paper": dict(batch_size=16, crop_samples=24000, lr=2e-4, gan_start_step=0, val_clips=64,
-                  stft_ffts=(8192, 4096, 2048, 1024, 512, 256, 128, 64, 32),
-                  discriminator=DiscriminatorConfig(period_channels=(32, 128, 512, 1024),
-                                                    resolutions=(2048, 1024, 512),
-                                                    spectrogram_channels=32)),
+TRAIN_PRESETS: dict[str, CodecTrainConfig] = {
+    "micro": CodecTrainConfig(
+        batch_size=2, crop_samples=2048, gan_start_step=3, val_clips=2, stft_ffts=(512, 128, 32),
+        discriminator=DiscriminatorConfig(periods=(2, 3), period_channels=(4, 8), resolutions=(256,),
+                                          spectrogram_channels=4)),
+    "tiny": CodecTrainConfig(discriminator=DiscriminatorConfig(period_channels=(8, 32, 64, 128))),
+    "paper": CodecTrainConfig(
+        batch_size=16, crop_samples=24000, lr=2e-4, gan_start_step=0, val_clips=64,
+        stft_ffts=(8192, 4096, 2048, 1024, 512, 256, 128, 64, 32),
+        discriminator=DiscriminatorConfig(period_channels=(32, 128, 512, 1024),
+                                          resolutions=(2048, 1024, 512), spectrogram_channels=32)),
 }
 
 
 def train_config(preset: str, **overrides) -> CodecTrainConfig:
-    return CodecTrainConfig(**TRAIN_PRESETS[preset]).replace(**overrides)
+    """A copy of the ``preset``'s training config with field ``overrides``."""
+    return TRAIN_PRESETS[preset].replace(**overrides)
 
 
 @dataclass
