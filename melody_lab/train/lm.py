@@ -28,8 +28,7 @@ from ..semantic.lm import LM_PRESETS, SemanticLM
 from ..semantic.mulan import MuLan
 from ..semantic.rvq import ResidualVQ
 from ..semantic.tokenizer import SemanticTokenizer
-from ..io import atomic_write, atomic_write_text
-from .checkpoint import latest_checkpoint
+from ..io import atomic_write, atomic_write_text, resolve
 from . import distributed
 from .loop import LoopConfig, run_training
 from .semantic_common import SemanticStageConfig, add_common_args, add_loop_args, lr_at, set_lr
@@ -65,9 +64,9 @@ class LMStageConfig(SemanticStageConfig):
     TRAIN_PRESETS: ClassVar[dict] = LM_TRAIN_PRESETS
 
 
-def _source_name(path: Path) -> str:
-    ckpt = latest_checkpoint(path) if (path / "latest").exists() else None
-    return str((ckpt or path).resolve())
+def _source_name(path: Path, kind: str) -> str:
+    """The folder whose weights a cache was computed from (a run's checkpoint, or the export)."""
+    return str(resolve(path, kind)[1].parent.resolve())
 
 
 @torch.no_grad()
@@ -79,7 +78,8 @@ def build_cache(data, split: str, mulan_dir: Path, tokenizer_dir: Path, cache_di
     captions repeat their main caption).
     """
     meta = {"data": str(Path(data).resolve()), "split": split,
-            "mulan": _source_name(mulan_dir), "tokenizer": _source_name(tokenizer_dir)}
+            "mulan": _source_name(mulan_dir, "mulan"),
+            "tokenizer": _source_name(tokenizer_dir, "tokenizer")}
     path, meta_path = cache_dir / f"{split}.safetensors", cache_dir / f"{split}.json"
     if path.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == meta:
         return load_file(str(path))
