@@ -43,7 +43,7 @@ def _codec(args) -> int:
         overrides["freeze_encoder"] = True
     config = CodecStageConfig(args.codec, args.preset, train_config(args.preset, **overrides),
                               args.init_from)
-    loop = config.loop(args.steps, args.seed, args.max_minutes).replace(
+    loop = config.loop(args.steps, seed=args.seed, max_minutes=args.max_minutes).replace(
         val_every=args.val_every, ckpt_every=args.ckpt_every)
     state = train_codec(config, args.data, args.out, loop)
     print(f"codec: stopped at step {state['step']}; validation: {state.get('val')}")
@@ -51,7 +51,8 @@ def _codec(args) -> int:
 
 
 def _semantic_loop(config, args):
-    return config.loop(args.max_steps, args.seed, args.max_minutes, not args.no_progress)
+    return config.loop(args.max_steps, seed=args.seed, max_minutes=args.max_minutes,
+                       progress=not args.no_progress)
 
 
 def _mulan(args) -> int:
@@ -88,7 +89,8 @@ def _denoiser(args) -> int:
     config = DenoiserTrainConfig(denoiser=args.denoiser, preset=args.preset,
                                  batch_size=args.batch_size, lr=args.lr, num_chunks=args.chunks,
                                  crop_seconds=args.crop_seconds)
-    loop = config.loop(args.steps, args.seed, args.max_minutes, not args.no_progress).replace(
+    loop = config.loop(args.steps, seed=args.seed, max_minutes=args.max_minutes,
+                       progress=not args.no_progress).replace(
         val_every=500, ckpt_every=250)
     state = train_denoiser(config, args.data, args.out, loop, codec=args.codec,
                            tokenizer=args.tokenizer)

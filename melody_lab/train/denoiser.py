@@ -43,15 +43,10 @@ class DenoiserTrainConfig(Config):
     def for_preset(cls, preset: str, denoiser: str = "dpd") -> "DenoiserTrainConfig":
         return cls(denoiser=denoiser, preset=preset)
 
-    def loop(self, steps: int | None = None, seed: int = 0, max_minutes: float | None = None,
-             progress: bool = True) -> LoopConfig:
-        """``steps`` steps (None: the preset's, ``train.stages.STAGE_STEPS``), validated and
-        checkpointed every 250 (the loop's defaults)."""
-        if steps is None:
-            from .stages import stage_steps
-
-            steps = stage_steps(self.preset)["denoiser"]
-        return LoopConfig(max_steps=steps, seed=seed, max_minutes=max_minutes, progress=progress)
+    def loop(self, steps: int | None = None, **options) -> LoopConfig:
+        """See :func:`melody_lab.train.stages.default_loop` (the loop's own cadence)."""
+        from .stages import default_loop
+        return default_loop("denoiser", self.preset, steps, **options)
 
 
 class DenoiserTask:

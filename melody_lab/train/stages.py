@@ -57,6 +57,15 @@ def stage_steps(preset: str, overrides: dict | None = None) -> dict[str, int]:
     return steps
 
 
+def default_loop(stage: str, preset: str, steps: int | None = None, seed: int = 0,
+                 max_minutes: float | None = None, progress: bool = True) -> LoopConfig:
+    """The loop of a gradient stage at the shared loop's own cadence (validation and checkpoints
+    every 250 steps): ``steps`` steps (None: :func:`stage_steps` of ``preset``). The codec and
+    denoiser configs' ``loop``."""
+    steps = stage_steps(preset)[stage] if steps is None else steps
+    return LoopConfig(max_steps=steps, seed=seed, max_minutes=max_minutes, progress=progress)
+
+
 def is_finished(folder: str | Path, steps: int | None = None) -> bool:
     """True when run folder ``folder`` has a checkpoint at step ``steps`` or later (any
     checkpoint when ``steps`` is None: a stage fitted in one go, like the tokenizer)."""
