@@ -61,20 +61,20 @@ def test_ablation_grid(name, request, tmp_path):
         table = list(csv.DictReader(handle))
     assert list(table[0]) == columns_for(grid)
     assert len({r["key"] for r in table}) == len(table) == len(grid.configurations())
-    expected_n = grid.eval["prompts"] * len(grid.eval["seeds"])
+    expected_n = grid.eval.prompts * len(grid.eval.seeds)
     info = json.loads((out / "results.json").read_text())
     for row in table:
         assert int(row["n_eval"]) == expected_n and int(row["n_reference"]) >= 2
         for column in ALWAYS_FINITE:
             assert math.isfinite(float(row[column])), (row["label"], column)
-        for embedder in grid.eval["embedders"]:
+        for embedder in grid.eval.embedders:
             stem = embedder.replace("-", "_")
             measured = info["embedders"][embedder] == "ok"
             assert (row[f"fad_{stem}"] != "") == measured, (row["label"], embedder)
-        assert row["clap_model"] == (grid.eval["clap"] or "")
+        assert row["clap_model"] == (grid.eval.clap or "")
         assert row["clap_status"] == "ok" or row["clap_status"].startswith("skipped:")
         if row["clap_status"] == "ok":
             assert -1.0 <= float(row["clap_low"]) <= float(row["clap"]) <= float(row["clap_high"]) <= 1.0
-    assert set(info["embedders"]) >= set(grid.eval["embedders"])
+    assert set(info["embedders"]) >= set(grid.eval.embedders)
     assert info["reference"]["n"] == int(table[0]["n_reference"]) and info["provenance"]["cpu"]
     assert {p.name for p in plots} >= {"fad_vs_steps.png", "rtf_vs_steps.png", "pareto.png"}

@@ -129,8 +129,65 @@ def log_mel(audio: torch.Tensor, sample_rate: int, n_fft: int = 1024, hop_length
     return torch.log(torch.clamp(fb @ mag, min=eps))
 
 
+def si_sdr(reference: torch.Tensor, estimate: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Scale-invariant signal-to-distortion ratio (also called SI-SNR) in dB per example:
+    ``[B, ...]`` × ``[B, ...]`` → ``[B]``, each example flattened and made zero-mean."""
+    ref = reference.flatten(1) - reference.flatten(1).mean(1, keepdim=True)
+    est = estimate.flatten(1) - estimate.flatten(1).mean(1, keepdim=True)
+    target = (est * ref).sum(1, keepdim=True) / (ref.pow(2).sum(1, keepdim=True) + eps) * ref
+    noise = est - target
+    return 10 * torch.log10((target.pow(2).sum(1) + eps) / (noise.pow(2).sum(1) + eps))
+
+
 def rms_db(audio: np.ndarray | torch.Tensor) -> float:
     """Root-mean-square level in dBFS (−inf for digital silence)."""
     x = np.asarray(audio.detach().cpu() if torch.is_tensor(audio) else audio, dtype=np.float64)
     rms = math.sqrt(float(np.mean(x**2))) if x.size else 0.0
     return 20 * math.log10(rms) if rms > 0 else -math.inf
+
+
+def resample_batch(audio: torch.Tensor, source: int, target: int) -> torch.Tensor:
+    """``[B, T]`` at ``source`` Hz → ``[B, T']`` at ``target`` Hz (soxr per row; same device)."""
+    if source == target:
+        return audio
+    resampled = np.stack([resample(a.cpu().numpy(), source, target) for a in audio])
+    return torch.from_numpy(resampled).to(audio.device)
+
+
+def as_batch(audio, sample_rate: int, target_rate: int) -> torch.Tensor:
+    """Checked ``[T]`` or ``[B, T]`` audio (tensor or array) at ``sample_rate`` → float32
+    ``[B, T']`` at ``target_rate`` on the CPU; bad shapes, NaNs or rates are a :class:`UserError`."""
+    audio = audio.detach().cpu().float() if torch.is_tensor(audio) else torch.from_numpy(
+        np.asarray(audio, dtype=np.float32))
+    if audio.dim() == 1:
+        audio = audio[None]
+    if audio.dim() != 2 or audio.shape[1] == 0:
+        raise UserError(f"audio must be [T] or [B, T] with T > 0, got shape {tuple(audio.shape)}")
+    if not torch.isfinite(audio).all():
+        raise UserError("audio contains NaN or infinite samples")
+    if not isinstance(sample_rate, int) or sample_rate <= 0:
+        raise UserError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    return resample_batch(audio, sample_rate, target_rate)
+
+
+def splice(original: torch.Tensor, generated: torch.Tensor, start: int, total: int,
+           end: int | None = None, fade: int = 0) -> torch.Tensor:
+    """``original [B, ≥start]`` outside [start, end) verbatim, ``generated [B, total]`` inside,
+    cross-faded at both edges over ``fade`` samples (at most half the range; the fades lie inside
+    the range). ``end=None``: a continuation, generated from ``start`` to ``total``."""
+    out = generated.clone()
+    out[:, :start] = original[:, :start]
+    if end is not None:
+        out[:, end:] = original[:, end:]
+    stop = total if end is None else end
+    fade = min(fade, (stop - start) // 2)
+    if fade > 0 and start > 0:
+        ramp = torch.linspace(0, 1, fade + 2)[1:-1]
+        seg = slice(start, start + fade)
+        ref = original[:, seg] if original.shape[1] >= start + fade else out[:, seg]
+        out[:, seg] = (1 - ramp) * ref + ramp * generated[:, seg]
+    if fade > 0 and end is not None and end < total:
+        ramp = torch.linspace(0, 1, fade + 2)[1:-1]
+        seg = slice(end - fade, end)
+        out[:, seg] = (1 - ramp) * generated[:, seg] + ramp * original[:, seg]
+    return out

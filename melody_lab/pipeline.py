@@ -4,6 +4,10 @@
     model = MeLoDy.from_pretrained("tiny")                 # the bundle shipped in the package
     audio = model.generate(["a lively Irish jig on fiddle"], duration_s=10, seed=0)   # [1, T]
     model.last_timings                                     # {"lm": s, "diffusion": s, "decode": s, …}
+    model.generate(["a reel"], 5, progress=True)           # a tqdm bar (or callback=fn(done, total))
+
+Every entry point (``generate``, ``generate_from_audio``, ``continue_audio``, ``inpaint``) runs one
+setup path (``_setup``) and sizes its output on one :class:`TimeGrid` (samples ↔ frames ↔ tokens).
 
 Long outputs follow the paper: the LM continues its tokens over a sliding window and the diffusion
 model continues the latent chunk by chunk (``diffusion.continue_latent``). ``continue_audio`` and
@@ -15,17 +19,24 @@ while the new frames are sampled, so the new audio is generated in context.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
-import numpy as np
 import torch
 
-from .audio import resample
+from .audio import as_batch, resample_batch, splice
 from .config import Config
 from .diffusion import chunk_bounds, continue_latent, get_schedule, sample
 from .errors import UserError
+
+#: the longest audio one call makes or adds (seconds); the CLI's bound too
+MAX_DURATION_SECONDS = 600.0
+
+ProgressCallback = Callable[[int, int], None]
+"""``callback(done, total)``: after each denoiser call, ``done`` of ``total`` (windows × steps)."""
 
 
 @dataclass
@@ -42,8 +53,106 @@ class MeLoDyConfig(Config):
     temperature: float = 1.0
     top_k: int | None = 50
     crossfade_seconds: float = 0.02
-    max_duration_seconds: float = 600.0
+    max_duration_seconds: float = MAX_DURATION_SECONDS
     names: dict = field(default_factory=lambda: {"codec": "vaegan", "denoiser": "dpd"})
+
+
+@dataclass(frozen=True)
+class TimeGrid:
+    """The three clocks of the pipeline and the conversions between them (the one place for them).
+
+    Audio samples at ``sample_rate``; latent frames every ``hop_length`` samples (the codec's
+    hop); semantic tokens every ``token_hop`` samples (the tokenizer's hop). Sizes of generated
+    output round up (a partial frame or token is a whole one); positions of an edit round down at
+    its start and up at its end, so the edited range covers the asked one.
+    """
+
+    sample_rate: int
+    hop_length: int
+    token_hop: int
+
+    @property
+    def frame_rate(self) -> float:
+        """Latent frames per second."""
+        return self.sample_rate / self.hop_length
+
+    @property
+    def token_rate(self) -> float:
+        """Semantic tokens per second."""
+        return self.sample_rate / self.token_hop
+
+    def samples(self, seconds: float) -> int:
+        """Seconds → the nearest whole number of samples."""
+        return round(seconds * self.sample_rate)
+
+    def frames(self, samples: int) -> int:
+        """Latent frames that cover ``samples`` samples (at least 1)."""
+        return max(1, math.ceil(samples / self.hop_length))
+
+    def tokens(self, frames: int) -> int:
+        """Semantic tokens that cover ``frames`` latent frames (at least 1)."""
+        return max(1, math.ceil(frames * self.token_rate / self.frame_rate))
+
+    def window(self, seconds: float) -> int:
+        """Seconds → the nearest whole number of latent frames (the denoiser's window)."""
+        return round(seconds * self.frame_rate)
+
+    def frame_floor(self, seconds: float) -> int:
+        """The latent frame that contains the time ``seconds``."""
+        return int(seconds * self.frame_rate)
+
+    def frame_ceil(self, seconds: float) -> int:
+        """The first latent frame that starts at or after ``seconds``."""
+        return math.ceil(seconds * self.frame_rate)
+
+    def token_span(self, start: int, end: int) -> tuple[int, int]:
+        """Latent frames ``[start, end)`` → the tokens ``[a, b)`` that overlap them."""
+        return (int(start * self.token_rate / self.frame_rate),
+                math.ceil(end * self.token_rate / self.frame_rate))
+
+
+@dataclass
+class _Run:
+    """One call's sampling settings, made by :meth:`MeLoDy._setup`."""
+
+    angles: torch.Tensor
+    guidance: float
+    generator: torch.Generator
+    callback: _StepCounter | None  # the sampler's step callback (None: nobody listens)
+
+
+class _StepCounter:
+    """A :data:`~melody_lab.diffusion.StepCallback` that counts denoiser calls for a
+    :data:`ProgressCallback` and/or a tqdm bar on stderr (opened at the first step)."""
+
+    def __init__(self, total: int, callback: ProgressCallback | None, progress: bool):
+        self.total, self.callback, self.progress = total, callback, progress
+        self.done, self.bar = 0, None
+
+    def __call__(self, step: int, z, v_hat, z_hat) -> None:
+        self.done += 1
+        if self.progress:
+            if self.bar is None:
+                from tqdm.auto import tqdm
+
+                self.bar = tqdm(total=self.total, desc="diffusion", unit="step", file=sys.stderr)
+            self.bar.update(1)
+        if self.callback is not None:
+            self.callback(self.done, self.total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _bundle_parts() -> dict:
+    """The registry of each part of a bundle, by sub-folder (= constructor argument) name."""
+    from .codecs import CODECS
+    from .denoisers import DENOISERS
+    from .semantic import LMS, MULANS, RVQS, TOKENIZERS
+
+    return {"codec": CODECS, "denoiser": DENOISERS, "mulan": MULANS, "rvq": RVQS,
+            "tokenizer": TOKENIZERS, "lm": LMS}
 
 
 class MeLoDy:
@@ -52,12 +161,14 @@ class MeLoDy:
     def __init__(self, codec, denoiser, mulan, rvq, tokenizer, lm, config: MeLoDyConfig | None = None):
         self.codec, self.denoiser, self.mulan = codec.eval(), denoiser.eval(), mulan.eval()
         self.rvq, self.tokenizer, self.lm = rvq.eval(), tokenizer.eval(), lm.eval()
-        self.config = config or MeLoDyConfig()
+        # the components' own registry names (a config default could disagree with them)
+        self.config = (config or MeLoDyConfig()).replace(
+            names={"codec": codec.name, "denoiser": denoiser.name})
         self.sample_rate = int(codec.sample_rate)
-        self.frame_rate = self.sample_rate / codec.hop_length           # latent frames per second
-        self.token_rate = self.sample_rate / tokenizer.hop              # semantic tokens per second
-        self.window_frames = round(self.config.window_seconds * self.frame_rate)
-        self.window_tokens = round(self.config.window_seconds * self.token_rate)
+        self.time_grid = TimeGrid(self.sample_rate, codec.hop_length, tokenizer.hop)
+        self.frame_rate = self.time_grid.frame_rate     # latent frames per second
+        self.token_rate = self.time_grid.token_rate     # semantic tokens per second
+        self.window_frames = self.time_grid.window(self.config.window_seconds)
         self.last_timings: dict[str, float] = {}
         self.device = torch.device("cpu")
 
@@ -71,10 +182,11 @@ class MeLoDy:
     # -- bundles -----------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, name_or_dir: str | Path = "tiny") -> "MeLoDy":
-        """Load a bundle folder (or ``"tiny"``, the bundle shipped inside the package)."""
-        from .bundle import BundleError, load_denoiser, verify_manifest
-        from .codecs import load_codec
-        from .semantic import MuLan, ResidualVQ, SemanticLM, SemanticTokenizer
+        """Load a bundle folder (or ``"tiny"``, the bundle shipped inside the package). Only files
+        the bundle's manifest lists and verifies are read, each checked (``melody_lab.io``)."""
+        from .config import ConfigError
+        from .errors import BundleError
+        from .io import load_bundle
 
         folder = Path(name_or_dir)
         if str(name_or_dir) == "tiny" and not folder.exists():
@@ -86,41 +198,23 @@ class MeLoDy:
         if not folder.is_dir():
             raise BundleError(f"no bundle at {folder} (expected a folder made by save_pretrained, "
                               f"or the name 'tiny')")
-        verify_manifest(folder)
-        config = MeLoDyConfig.from_dict(
-            __import__("json").loads((folder / "melody.json").read_text())["config"])
-        return cls(load_codec(folder / "codec"), load_denoiser(folder / "denoiser"),
-                   MuLan.from_pretrained(folder / "mulan"), ResidualVQ.from_pretrained(folder / "rvq"),
-                   SemanticTokenizer.from_pretrained(folder / "tokenizer"),
-                   SemanticLM.from_pretrained(folder / "lm"), config)
+        modules, meta = load_bundle(folder, _bundle_parts())
+        try:
+            config = MeLoDyConfig.from_dict(meta["config"])
+        except ConfigError as err:
+            raise BundleError(f"{folder / 'melody.json'}: {err}") from None
+        return cls(**modules, config=config)
 
     def save_pretrained(self, folder: str | Path, half: bool = True) -> Path:
-        """Write a bundle (fp16 weights when ``half``) with a SHA-256 manifest."""
-        import json
-        import shutil
+        """Write a bundle with a SHA-256 manifest, atomically: one export folder per component
+        (fp16 parameters when ``half``; buffers such as k-means centres stay float32)."""
+        from .io import save_bundle
 
-        from .bundle import FORMAT, save_denoiser, write_manifest
-        from .codecs import save_codec
+        parts = {part: getattr(self, part) for part in _bundle_parts()}
+        return save_bundle(folder, parts, {"config": self.config.to_dict()},
+                           half=set(parts) if half else set())
 
-        folder = Path(folder)
-        tmp = folder.with_name(f".{folder.name}.partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        dtype = torch.float16 if half else torch.float32
-        save_codec(self.codec, tmp / "codec", dtype=dtype)
-        save_denoiser(self.denoiser, self.config.names.get("denoiser", "dpd"), tmp / "denoiser", dtype)
-        for name in ("mulan", "rvq", "tokenizer", "lm"):
-            # k-means centres and RVQ codebooks stay float32: rounding them moves token boundaries
-            getattr(self, name).save_pretrained(tmp / name, half=half and name in ("mulan", "lm"))
-        (tmp / "melody.json").write_text(json.dumps({"format": FORMAT,
-                                                     "config": self.config.to_dict()}, indent=2))
-        write_manifest(tmp)
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-        return folder
-
-    # -- the two stages ----------------------------------------------------------------------
+    # -- the one setup path -----------------------------------------------------------------
     def _check_duration(self, seconds: float, what: str = "duration") -> None:
         if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
             raise UserError(f"{what} must be a positive number of seconds, got {seconds!r}")
@@ -128,7 +222,11 @@ class MeLoDy:
             raise UserError(f"{what} {seconds} s is longer than the maximum "
                             f"{self.config.max_duration_seconds} s")
 
-    def _sampling(self, steps, schedule, guidance):
+    def _setup(self, steps: int | None, schedule: str | None, guidance: float | None, seed: int,
+               windows: int, callback: ProgressCallback | None, progress: bool) -> _Run:
+        """What every entry point does first: check the sampling settings, seed the generator,
+        clear ``last_timings``, and turn ``callback`` / ``progress`` into the sampler's step
+        callback over ``windows`` windows × ``steps`` denoiser calls."""
         steps = self.config.steps if steps is None else steps
         if not isinstance(steps, int) or steps < 1:
             raise UserError(f"steps must be an integer >= 1, got {steps!r}")
@@ -136,8 +234,25 @@ class MeLoDy:
         guidance = self.config.guidance if guidance is None else float(guidance)
         if not math.isfinite(guidance):
             raise UserError(f"guidance must be a finite number, got {guidance!r}")
-        return angles, guidance
+        self.last_timings = {}
+        counter = _StepCounter(windows * steps, callback, progress)
+        return _Run(angles, guidance, torch.Generator().manual_seed(seed),
+                    counter if (callback is not None or progress) else None)
 
+    def _embed(self, prompts: list[str] | None, audio: torch.Tensor | None) -> torch.Tensor:
+        """MuLan embedding ``[B, E]`` of text prompts, else of ``audio [B, T]`` (codec rate)."""
+        if prompts is not None:
+            return self._timed("mulan", self.mulan.embed_text, list(prompts))
+        return self._timed("mulan", self.mulan.embed_audio,
+                           resample_batch(audio, self.sample_rate, self.mulan.config.sample_rate))
+
+    def _decode(self, run: _Run, latent: torch.Tensor, num_samples: int) -> torch.Tensor:
+        """Latent ``[B, L, D]`` → audio ``[B, num_samples]`` (and the progress bar closed)."""
+        if run.callback is not None:
+            run.callback.close()
+        return self._timed("decode", self.codec.decode, latent)[:, :num_samples]
+
+    # -- the two stages ----------------------------------------------------------------------
     @torch.no_grad()
     def _plan(self, embedding: torch.Tensor, num_tokens: int, seed: int,
               previous: torch.Tensor | None = None) -> torch.Tensor:
@@ -149,28 +264,27 @@ class MeLoDy:
                                        top_k=self.config.top_k, seed=seed)
 
     def _token_provider(self, tokens: torch.Tensor):
-        ratio = self.frame_rate / self.token_rate
-
         def provide(start: int, end: int) -> torch.Tensor:
-            a = min(int(start / ratio), tokens.shape[1] - 1)
-            return tokens[:, a:max(a + 1, math.ceil(end / ratio))]
+            a, b = self.time_grid.token_span(start, end)
+            a = min(a, tokens.shape[1] - 1)
+            return tokens[:, a:max(a + 1, b)]
 
         return provide
 
     @torch.no_grad()
-    def _render(self, tokens: torch.Tensor, num_frames: int, angles, guidance: float,
-                generator: torch.Generator, context: torch.Tensor | None = None) -> torch.Tensor:
+    def _render(self, run: _Run, tokens: torch.Tensor, num_frames: int,
+                context: torch.Tensor | None = None) -> torch.Tensor:
         """Tokens → latent [B, num_frames, D] (continuing ``context`` latents when given)."""
         provide = self._token_provider(tokens)
         if context is None:
             first = min(num_frames, self.window_frames)
             noise = torch.randn(len(tokens), first, self.codec.latent_dim,
-                                generator=generator).to(self.device)
-            context = sample(self.denoiser, noise, angles, tokens=provide(0, first),
-                             guidance=guidance, generator=generator)
-        return continue_latent(self.denoiser, context, num_frames - context.shape[1], angles,
-                               self.window_frames, self.config.num_chunks, provide, guidance,
-                               generator, self.config.context_chunks)
+                                generator=run.generator).to(self.device)
+            context = sample(self.denoiser, noise, run.angles, tokens=provide(0, first),
+                             guidance=run.guidance, generator=run.generator, callback=run.callback)
+        return continue_latent(self.denoiser, context, num_frames - context.shape[1], run.angles,
+                               self.window_frames, self.config.num_chunks, provide, run.guidance,
+                               run.generator, self.config.context_chunks, callback=run.callback)
 
     def diffusion_windows(self, num_frames: int, known_frames: int = 0) -> int:
         """How many denoiser windows rendering a latent of ``num_frames`` frames takes, the first
@@ -184,7 +298,7 @@ class MeLoDy:
 
     def _timed(self, name: str, fn, *args, **kwargs):
         """Run ``fn`` and add its wall time (GPU work included) to ``last_timings[name]``."""
-        from .metrics.rtf import synchronize
+        from .devices import synchronize
 
         start = time.perf_counter()
         result = fn(*args, **kwargs)
@@ -193,170 +307,121 @@ class MeLoDy:
         return result
 
     # -- public API --------------------------------------------------------------------------
+    # Every entry point: check its inputs → sizes on the time grid → _setup → MuLan embedding →
+    # LM plan → diffusion render → decode → _finish. ``callback(done, total)`` is called after
+    # each denoiser call (total = windows × steps); ``progress=True`` draws a tqdm bar on stderr.
     @torch.no_grad()
     def generate(self, prompts: list[str], duration_s: float = 10.0, steps: int | None = None,
-                 schedule: str | None = None, guidance: float | None = None, seed: int = 0) -> torch.Tensor:
+                 schedule: str | None = None, guidance: float | None = None, seed: int = 0,
+                 callback: ProgressCallback | None = None, progress: bool = False) -> torch.Tensor:
         """Text prompts → audio ``[B, round(duration_s · sample_rate)]`` float32 in [-1, 1]."""
-        if isinstance(prompts, str):
-            prompts = [prompts]
-        if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
-            raise UserError("every prompt must be a non-empty text")
+        prompts = _check_prompts(prompts)
         self._check_duration(duration_s)
-        self.last_timings = {}
-        embedding = self._timed("mulan", self.mulan.embed_text, list(prompts))
-        return self._from_embedding(embedding, duration_s, steps, schedule, guidance, seed)
+        return self._from_embedding(prompts, None, duration_s, steps, schedule, guidance, seed,
+                                    callback, progress)
 
     @torch.no_grad()
     def plan(self, prompts: list[str], duration_s: float = 10.0, seed: int = 0) -> torch.Tensor:
         """Stage 1 alone: text prompts → the LM's semantic tokens ``[B, N]`` (long, 25 per second
         for the tiny model), the plan that :meth:`generate` renders for the same prompts, duration
         and seed."""
-        if isinstance(prompts, str):
-            prompts = [prompts]
-        if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
-            raise UserError("every prompt must be a non-empty text")
+        prompts = _check_prompts(prompts)
         self._check_duration(duration_s)
-        num_frames = max(1, math.ceil(round(duration_s * self.sample_rate) / self.codec.hop_length))
-        num_tokens = max(1, math.ceil(num_frames * self.token_rate / self.frame_rate))
-        return self._plan(self.mulan.embed_text(list(prompts)), num_tokens, seed)
+        num_tokens = self.time_grid.tokens(self.time_grid.frames(self.time_grid.samples(duration_s)))
+        return self._plan(self.mulan.embed_text(prompts), num_tokens, seed)
 
     @torch.no_grad()
     def generate_from_audio(self, prompt_audio, sample_rate: int, duration_s: float = 10.0,
                             steps: int | None = None, schedule: str | None = None,
-                            guidance: float | None = None, seed: int = 0) -> torch.Tensor:
+                            guidance: float | None = None, seed: int = 0,
+                            callback: ProgressCallback | None = None,
+                            progress: bool = False) -> torch.Tensor:
         """Music prompting: a reference clip ``[T]`` or ``[B, T]`` goes through MuLan's audio tower."""
         self._check_duration(duration_s)
-        self.last_timings = {}
-        audio = self._as_batch(prompt_audio, sample_rate)
-        embedding = self._timed("mulan", self.mulan.embed_audio,
-                                self._to_rate(audio, self.mulan.config.sample_rate))
-        return self._from_embedding(embedding, duration_s, steps, schedule, guidance, seed)
+        audio = as_batch(prompt_audio, sample_rate, self.sample_rate).to(self.device)
+        return self._from_embedding(None, audio, duration_s, steps, schedule, guidance, seed,
+                                    callback, progress)
 
-    def _from_embedding(self, embedding, duration_s, steps, schedule, guidance, seed):
-        angles, guidance = self._sampling(steps, schedule, guidance)
-        num_samples = round(duration_s * self.sample_rate)
-        num_frames = max(1, math.ceil(num_samples / self.codec.hop_length))
-        num_tokens = max(1, math.ceil(num_frames * self.token_rate / self.frame_rate))
-        generator = torch.Generator().manual_seed(seed)
-        tokens = self._timed("lm", self._plan, embedding, num_tokens, seed)
-        latent = self._timed("diffusion", self._render, tokens, num_frames, angles, guidance, generator)
-        audio = self._timed("decode", self.codec.decode, latent)[:, :num_samples]
-        return self._finish(audio, duration_s)
+    def _from_embedding(self, prompts, audio, duration_s, steps, schedule, guidance, seed,
+                        callback, progress):
+        num_samples = self.time_grid.samples(duration_s)
+        num_frames = self.time_grid.frames(num_samples)
+        run = self._setup(steps, schedule, guidance, seed, self.diffusion_windows(num_frames),
+                          callback, progress)
+        embedding = self._embed(prompts, audio)
+        tokens = self._timed("lm", self._plan, embedding, self.time_grid.tokens(num_frames), seed)
+        latent = self._timed("diffusion", self._render, run, tokens, num_frames)
+        return self._finish(self._decode(run, latent, num_samples), duration_s)
 
     @torch.no_grad()
     def continue_audio(self, audio, sample_rate: int, extra_s: float, prompt: str | None = None,
                        steps: int | None = None, schedule: str | None = None,
-                       guidance: float | None = None, seed: int = 0) -> torch.Tensor:
+                       guidance: float | None = None, seed: int = 0,
+                       callback: ProgressCallback | None = None,
+                       progress: bool = False) -> torch.Tensor:
         """Append ``extra_s`` seconds; the input comes back sample for sample at the start."""
         self._check_duration(extra_s, "extra_s")
-        self.last_timings = {}
-        known = self._as_batch(audio, sample_rate)
-        angles, guidance = self._sampling(steps, schedule, guidance)
-        generator = torch.Generator().manual_seed(seed)
-        embedding = self._prompt_embedding(prompt, known)
+        known = as_batch(audio, sample_rate, self.sample_rate).to(self.device)
+        prompts = _check_prompt(prompt, len(known))
+        total_samples = known.shape[1] + self.time_grid.samples(extra_s)
+        total_frames = self.time_grid.frames(total_samples)
+        run = self._setup(steps, schedule, guidance, seed,
+                          self.diffusion_windows(total_frames, self.time_grid.frames(known.shape[1])),
+                          callback, progress)
+        embedding = self._embed(prompts, known)
         context = self._timed("encode", self.codec.encode, known)
         known_tokens = self._timed("tokenize", self.tokenizer.tokenize, known)
-        total_samples = known.shape[1] + round(extra_s * self.sample_rate)
-        total_frames = math.ceil(total_samples / self.codec.hop_length)
-        total_tokens = math.ceil(total_frames * self.token_rate / self.frame_rate)
-        tokens = self._timed("lm", self._plan, embedding, max(0, total_tokens - known_tokens.shape[1]),
+        tokens = self._timed("lm", self._plan, embedding,
+                             max(0, self.time_grid.tokens(total_frames) - known_tokens.shape[1]),
                              seed, known_tokens)
-        latent = self._timed("diffusion", self._render, tokens, total_frames, angles, guidance,
-                             generator, context)
-        new = self._timed("decode", self.codec.decode, latent)[:, :total_samples]
-        return self._finish(self._splice(known, new, known.shape[1], total_samples), total_samples / self.sample_rate)
+        latent = self._timed("diffusion", self._render, run, tokens, total_frames, context)
+        new = self._decode(run, latent, total_samples)
+        return self._finish(splice(known, new, known.shape[1], total_samples, fade=self._fade()),
+                            total_samples / self.sample_rate)
 
     @torch.no_grad()
     def inpaint(self, audio, sample_rate: int, start_s: float, end_s: float,
                 prompt: str | None = None, steps: int | None = None, schedule: str | None = None,
-                guidance: float | None = None, seed: int = 0) -> torch.Tensor:
+                guidance: float | None = None, seed: int = 0,
+                callback: ProgressCallback | None = None, progress: bool = False) -> torch.Tensor:
         """Regenerate ``[start_s, end_s)``; everything else comes back sample for sample."""
         from .diffusion import inpaint as inpaint_latent
 
-        known = self._as_batch(audio, sample_rate)
+        known = as_batch(audio, sample_rate, self.sample_rate).to(self.device)
         seconds = known.shape[1] / self.sample_rate
         if not (0 <= start_s < end_s <= seconds + 1e-9):
             raise UserError(f"the edit range [{start_s}, {end_s}) s must lie inside the audio "
                             f"(0 to {seconds:.3f} s) and be non-empty")
-        self.last_timings = {}
-        angles, guidance = self._sampling(steps, schedule, guidance)
-        generator = torch.Generator().manual_seed(seed)
-        embedding = self._prompt_embedding(prompt, known)
+        prompts = _check_prompt(prompt, len(known))
+        run = self._setup(steps, schedule, guidance, seed, 1, callback, progress)
+        embedding = self._embed(prompts, known)
         latent = self._timed("encode", self.codec.encode, known)
         tokens = self._timed("tokenize", self.tokenizer.tokenize, known)
-        f0 = int(start_s * self.frame_rate)
-        f1 = min(latent.shape[1], math.ceil(end_s * self.frame_rate))
+        f0 = self.time_grid.frame_floor(start_s)
+        f1 = min(latent.shape[1], self.time_grid.frame_ceil(end_s))
         if f1 - f0 > self.window_frames:
             raise UserError(f"the edit range is {end_s - start_s:.2f} s; this model inpaints at "
                             f"most {self.config.window_seconds} s at a time")
-        t0 = int(f0 * self.token_rate / self.frame_rate)
-        t1 = min(tokens.shape[1], math.ceil(f1 * self.token_rate / self.frame_rate))
+        t0, t1 = self.time_grid.token_span(f0, f1)
+        t1 = min(tokens.shape[1], t1)
         planned = self._timed("lm", self._plan, embedding, t1 - t0, seed, tokens[:, :t0])
         tokens = torch.cat([planned, tokens[:, t1:]], dim=1)
         # a window of the denoiser's training length around the gap
         w0 = max(0, min(f0 - (self.window_frames - (f1 - f0)) // 2, latent.shape[1] - self.window_frames))
         w1 = min(latent.shape[1], w0 + self.window_frames)
-        window_tokens = self._token_provider(tokens)(w0, w1)
         edited = self._timed("diffusion", inpaint_latent, self.denoiser, latent[:, w0:w1], f0 - w0,
-                             f1 - w0, angles, window_tokens, guidance, generator)
+                             f1 - w0, run.angles, self._token_provider(tokens)(w0, w1),
+                             run.guidance, run.generator, run.callback)
         latent = torch.cat([latent[:, :w0], edited, latent[:, w1:]], dim=1)
-        decoded = self._timed("decode", self.codec.decode, latent)[:, :known.shape[1]]
-        s0, s1 = round(start_s * self.sample_rate), round(end_s * self.sample_rate)
-        out = self._splice(known, decoded, s0, known.shape[1], end=s1)
+        decoded = self._decode(run, latent, known.shape[1])
+        out = splice(known, decoded, self.time_grid.samples(start_s), known.shape[1],
+                     end=self.time_grid.samples(end_s), fade=self._fade())
         return self._finish(out, seconds)
 
     # -- helpers -----------------------------------------------------------------------------
-    def _prompt_embedding(self, prompt: str | None, audio: torch.Tensor) -> torch.Tensor:
-        if prompt is not None:
-            if not prompt.strip():
-                raise UserError("the prompt must be a non-empty text (or omitted)")
-            return self._timed("mulan", self.mulan.embed_text, [prompt] * len(audio))
-        return self._timed("mulan", self.mulan.embed_audio,
-                           self._to_rate(audio, self.mulan.config.sample_rate))
-
-    def _splice(self, original: torch.Tensor, generated: torch.Tensor, start: int, total: int,
-                end: int | None = None) -> torch.Tensor:
-        """``original`` outside [start, end) verbatim; ``generated`` inside, cross-faded at both
-        edges over ``crossfade_seconds`` (the fades lie inside the edited range)."""
-        out = generated.clone()
-        out[:, :start] = original[:, :start]
-        if end is not None:
-            out[:, end:] = original[:, end:]
-        stop = total if end is None else end
-        fade = min(round(self.config.crossfade_seconds * self.sample_rate), (stop - start) // 2)
-        if fade > 0 and start > 0:
-            ramp = torch.linspace(0, 1, fade + 2)[1:-1]
-            seg = slice(start, start + fade)
-            ref = original[:, seg] if original.shape[1] >= start + fade else out[:, seg]
-            out[:, seg] = (1 - ramp) * ref + ramp * generated[:, seg]
-        if fade > 0 and end is not None and end < total:
-            ramp = torch.linspace(0, 1, fade + 2)[1:-1]
-            seg = slice(end - fade, end)
-            out[:, seg] = (1 - ramp) * generated[:, seg] + ramp * original[:, seg]
-        return out
-
-    def _as_batch(self, audio, sample_rate: int) -> torch.Tensor:
-        """``[T]`` or ``[B, T]`` audio at ``sample_rate`` → ``[B, T']`` at the codec's rate."""
-        audio = audio.detach().cpu().float() if torch.is_tensor(audio) else torch.from_numpy(
-            np.asarray(audio, dtype=np.float32))
-        if audio.dim() == 1:
-            audio = audio[None]
-        if audio.dim() != 2 or audio.shape[1] == 0:
-            raise UserError(f"audio must be [T] or [B, T] with T > 0, got shape {tuple(audio.shape)}")
-        if not torch.isfinite(audio).all():
-            raise UserError("audio contains NaN or infinite samples")
-        if not isinstance(sample_rate, int) or sample_rate <= 0:
-            raise UserError(f"sample_rate must be a positive integer, got {sample_rate!r}")
-        return self._to_rate(audio, self.sample_rate, source=sample_rate).to(self.device)
-
-    def _to_rate(self, audio: torch.Tensor, target: int, source: int | None = None) -> torch.Tensor:
-        """Resample ``[B, T]`` from ``source`` (default: the codec's rate) to ``target`` Hz."""
-        source = source or self.sample_rate
-        if source == target:
-            return audio
-        device = audio.device
-        resampled = np.stack([resample(a.cpu().numpy(), source, target) for a in audio])
-        return torch.from_numpy(resampled).to(device)
+    def _fade(self) -> int:
+        """Cross-fade length in samples where spliced audio meets the original."""
+        return round(self.config.crossfade_seconds * self.sample_rate)
 
     def _finish(self, audio: torch.Tensor, duration_s: float) -> torch.Tensor:
         self.last_timings["total"] = sum(self.last_timings.values())
@@ -364,3 +429,20 @@ class MeLoDy:
         # compute seconds per second of audio produced (a batch of B clips produces B × duration)
         self.last_timings["rtf"] = self.last_timings["total"] / max(self.last_timings["audio_seconds"], 1e-9)
         return audio.clamp(-1, 1).float().cpu()
+
+
+def _check_prompts(prompts) -> list[str]:
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
+        raise UserError("every prompt must be a non-empty text")
+    return list(prompts)
+
+
+def _check_prompt(prompt: str | None, batch: int) -> list[str] | None:
+    """The optional text prompt of an edit, repeated for the batch (None: prompt with the audio)."""
+    if prompt is None:
+        return None
+    if not prompt.strip():
+        raise UserError("the prompt must be a non-empty text (or omitted)")
+    return [prompt] * batch

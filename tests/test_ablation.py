@@ -166,7 +166,7 @@ def test_bundle_grids_may_only_vary_sampling_axes(tmp_path):
 def test_quick_section_and_row_keys(tmp_path):
     raw = _grid(quick={"axes": {"steps": [1]}, "eval": {"prompts": 2}})
     full, quick = grid_from_dict(raw), grid_from_dict(raw, quick=True)
-    assert [c.steps for c in quick.configurations()] == [1] * 4 and quick.eval["prompts"] == 2
+    assert [c.steps for c in quick.configurations()] == [1] * 4 and quick.eval.prompts == 2
     assert len(full.configurations()) == 4
     # keys: stable, distinct per configuration, and changed by any fixed setting
     keys = [full.row_key(c) for c in full.configurations()]
@@ -254,4 +254,4 @@ def test_quick_section_can_clear_reuse(tmp_path):
     raw = {**_grid(), "reuse": {"bundle": str(tmp_path / "missing")}, "quick": {"reuse": {}}}
     with pytest.raises(UserError, match="does not exist"):
         grid_from_dict(raw)
-    assert grid_from_dict(raw, quick=True).reuse == {}
+    assert grid_from_dict(raw, quick=True).reuse.paths() == {}

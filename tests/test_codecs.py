@@ -164,13 +164,14 @@ def test_cli_trains_resumes_and_loads(tmp_path, request):
 def test_decoder_only_fine_tuning_keeps_the_latent_space(micro_corpus, tmp_path):
     """--init-from + --freeze-encoder: the encoder (so every latent) stays, the decoder moves."""
     from melody_lab.codecs import load_codec
-    from melody_lab.train.codec import train_codec
+    from melody_lab.train.codec import CodecStageConfig, train_codec
     from melody_lab.train.loop import LoopConfig
 
     loop = LoopConfig(max_steps=4, progress=False, val_every=4, ckpt_every=4)
-    train_codec("vaegan", "micro", micro_corpus, tmp_path / "a", loop)
-    train_codec("vaegan", "micro", micro_corpus, tmp_path / "b", loop.replace(max_steps=8),
-                init_from=tmp_path / "a", freeze_encoder=True)
+    train_codec(CodecStageConfig("vaegan", "micro"), micro_corpus, tmp_path / "a", loop)
+    config = CodecStageConfig("vaegan", "micro", train_config("micro", freeze_encoder=True),
+                              init_from=str(tmp_path / "a"))
+    train_codec(config, micro_corpus, tmp_path / "b", loop.replace(max_steps=8))
     before, after = load_codec(tmp_path / "a"), load_codec(tmp_path / "b")
     audio = torch.randn(2, 4096).clamp(-1, 1) * 0.3
     with torch.no_grad():

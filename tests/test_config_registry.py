@@ -48,3 +48,36 @@ def test_registry_lists_names_on_unknown():
         reg.get("c")
     with pytest.raises(ValueError, match="twice"):
         reg.register("a")(str)
+
+
+@pytest.mark.parametrize("data, where", [
+    ({"lr": "1e-3"}, r"Outer\.lr: expected float, got str"),
+    ({"lr": True}, r"Outer\.lr: expected float, got bool"),
+    ({"maybe": "7"}, r"Outer\.maybe: expected int, got str"),
+    ({"inner": {"widths": [1, "2"]}}, r"Inner\.widths\[1\]: expected int, got str"),
+    ({"inner": {"name": 3}}, r"Inner\.name: expected str, got int"),
+    ({"inner": [1]}, r"Outer\.inner: expected a mapping"),
+    ({"tags": "a"}, r"Outer\.tags: expected a list"),
+])
+def test_values_of_the_wrong_type_are_named(data, where):
+    with pytest.raises(ConfigError, match=where):
+        Outer.from_dict(data)
+
+
+def test_well_typed_values_still_load():
+    cfg = Outer.from_dict({"lr": 1, "maybe": None, "inner": {"widths": [3]}, "tags": ["a"]})
+    assert cfg.lr == 1 and cfg.maybe is None and cfg.inner.widths == (3,) and cfg.tags == ["a"]
+
+
+def test_a_component_registry_holds_config_class_and_presets():
+    reg: Registry = Registry("gadget")
+
+    @reg.register("g", config=Inner, presets={"small": Inner(widths=(1,)), "big": Inner(widths=(9,))})
+    class Gadget:
+        def __init__(self, config: Inner):
+            self.config = config
+
+    assert Gadget.kind == "gadget" and Gadget.name == "g" and reg.config_class("g") is Inner
+    assert reg.presets["g"]["big"].widths == (9,) and reg.build("g", "small", name="z").config.name == "z"
+    with pytest.raises(Exception, match="unknown g preset 'huge'; choose one of: small, big"):
+        reg.config("g", "huge")

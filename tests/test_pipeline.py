@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from melody_lab.bundle import BundleError
+from melody_lab.errors import BundleError
 from melody_lab.debug import build_debug_pipeline
 from melody_lab.errors import UserError
 from melody_lab.pipeline import MeLoDy
@@ -139,3 +139,16 @@ def test_diffusion_windows_counts_the_denoiser_calls(micro, context_chunks):
         hook.remove()
         micro.config.context_chunks = saved
     assert micro.diffusion_windows(micro.window_frames) == 1
+
+
+def test_a_unet_pipeline_saves_and_loads_as_a_unet(micro, tmp_path):
+    """The denoiser's own registry name goes into the bundle (not a default from the config)."""
+    from melody_lab.denoisers import build_denoiser
+
+    unet = build_denoiser("unet", "micro", latent_dim=micro.codec.latent_dim)
+    model = MeLoDy(micro.codec, unet, micro.mulan, micro.rvq, micro.tokenizer, micro.lm,
+                   micro.config)
+    loaded = MeLoDy.from_pretrained(model.save_pretrained(tmp_path / "bundle", half=False))
+    assert type(loaded.denoiser) is type(unet)
+    a = model.generate(["a reel"], 1.0, steps=2, seed=5)
+    assert torch.equal(a, loaded.generate(["a reel"], 1.0, steps=2, seed=5))

@@ -12,7 +12,7 @@ from melody_lab.semantic import (TOKENIZER_PRESETS, ResidualVQ, SemanticLM, Sema
 from melody_lab.semantic.features import mel_chroma_onset
 from melody_lab.semantic.retrieval import retrieval_metrics
 from melody_lab.train.mulan import MULAN_TRAIN_PRESETS, MuLanTask
-from melody_lab.train.semantic_common import Split
+from melody_lab.data.splits import Split
 
 SR = 16000
 INSTRUMENTS = {"flute": [1, 0.1, 0.05], "fiddle": [1, 0.6, 0.5, 0.4, 0.3], "organ": [1, 0, 0.8, 0, 0.6]}

@@ -92,7 +92,7 @@ def test_train_tokenizer_cli_with_a_local_ssl_folder(micro_corpus, ssl_dir, tmp_
     assert main(["train", "tokenizer", "--preset", "micro", "--data", str(micro_corpus), "--out",
                  str(out), "--features", "ssl", "--ssl-path", str(ssl_dir), "--ssl-layer", "2",
                  "--ssl-pooling", "centre"]) == 0
-    model = json.loads((out / "config.json").read_text())["model"]
+    model = json.loads((out / "config.json").read_text())["model"]["config"]
     assert (model["features"], model["ssl_layer"], model["ssl_pooling"], model["ssl_dim"]) == (
         "ssl", 2, "centre", 32)
     tok = SemanticTokenizer.from_pretrained(out)

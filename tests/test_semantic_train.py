@@ -75,7 +75,8 @@ def test_shipped_tiny_checkpoints_are_consistent():
 
 
 def test_evaluation_reports_on_the_trained_runs(runs, micro_corpus):
-    from melody_lab.semantic.evaluate import evaluate_lm, evaluate_mulan
+    from melody_lab.semantic.evaluate import evaluate_mulan
+    from melody_lab.train.lm import evaluate_lm
 
     mulan_report = evaluate_mulan(MuLan.from_pretrained(runs / "mulan"), micro_corpus, "train")
     retrieval = mulan_report["retrieval"]

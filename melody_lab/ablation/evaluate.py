@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .grid import Configuration
+from .grid import Configuration, EvalSection
 
 
 def column_name(embedder: str) -> str:
@@ -146,8 +146,10 @@ def _ci_columns(prefix: str, ci) -> dict:
 
 
 def score_audio(audio: torch.Tensor, sample_rate: int, prompts: list[str], model, embedders: dict,
-                references: dict, clap_model, clap_status: str, settings: dict) -> tuple[dict, dict]:
-    """Every quality metric of generated ``audio [n, T]`` → (CSV columns, full detail).
+                references: dict, clap_model, clap_status: str, settings: EvalSection
+                ) -> tuple[dict, dict]:
+    """Every quality metric of generated ``audio [n, T]`` → (CSV columns, full detail);
+    ``settings``: the grid's eval section.
 
     FAD (+ bootstrap CI, + FAD∞ when n ≥ ``fad_infinity_min_n``) per embedder against its
     reference embeddings; CLAP score under ``clap_model`` (None: NaN with ``clap_status`` saying
@@ -156,7 +158,7 @@ def score_audio(audio: torch.Tensor, sample_rate: int, prompts: list[str], model
     from ..metrics import (bootstrap_fad_ci, bootstrap_mean_ci, clap_score, fad_infinity,
                            mulan_cycle_consistency)
 
-    seed, resamples, confidence = 0, settings["bootstrap_resamples"], settings["confidence"]
+    seed, resamples, confidence = 0, settings.bootstrap_resamples, settings.confidence
     columns, detail = {}, {"fad": {}, "fad_infinity": {}}
     for name, embedder in embedders.items():
         stem = column_name(name)
@@ -166,7 +168,7 @@ def score_audio(audio: torch.Tensor, sample_rate: int, prompts: list[str], model
                                       confidence=confidence, n_resamples=resamples, seed=seed)
         columns.update(_ci_columns(f"fad_{stem}", ci))
         detail["fad"][name] = {**result.to_dict(), "ci": ci.to_dict()}
-        if len(emb) >= settings["fad_infinity_min_n"]:
+        if len(emb) >= settings.fad_infinity_min_n:
             inf = fad_infinity(emb, ref_emb, embedder=name, reference=ref_name, seed=seed)
             columns[f"fad_inf_{stem}"] = inf.score
             detail["fad_infinity"][name] = inf.to_dict()
@@ -175,11 +177,11 @@ def score_audio(audio: torch.Tensor, sample_rate: int, prompts: list[str], model
             detail["fad_infinity"][name] = f"skipped: n = {len(emb)} < fad_infinity_min_n"
     if clap_model is None:
         columns.update(clap=math.nan, clap_low=math.nan, clap_high=math.nan,
-                       clap_model=settings["clap"] or "", clap_status=clap_status)
+                       clap_model=settings.clap or "", clap_status=clap_status)
     else:
-        clap = clap_score(clap_model, prompts, audio, sample_rate, name=settings["clap"])
+        clap = clap_score(clap_model, prompts, audio, sample_rate, name=settings.clap)
         ci = bootstrap_mean_ci(clap.cosines, confidence=confidence, seed=seed)
-        columns.update(**_ci_columns("clap", ci), clap_model=settings["clap"], clap_status="ok")
+        columns.update(**_ci_columns("clap", ci), clap_model=settings.clap, clap_status="ok")
         detail["clap"] = {**clap.to_dict(), "ci": ci.to_dict()}
     mcc = mulan_cycle_consistency(model.mulan, prompts, audio, sample_rate, name="generator-mulan")
     ci = bootstrap_mean_ci(mcc.cosines, confidence=confidence, seed=seed)
@@ -193,7 +195,7 @@ def model_metrics(model, corpus, split: str, max_clips: int = 32) -> dict:
     codec reconstruction (MR-STFT, SI-SDR) and the denoiser's single-pass velocity MSE / SI-SNRi."""
     from ..data import ClipDataset
     from ..denoisers import count_parameters, single_pass_metrics
-    from ..train.codec import evaluate_codec
+    from ..codecs.metrics import evaluate_codec
 
     started = time.perf_counter()
     audio = ClipDataset(corpus, split).load_all_audio()[:max_clips]

@@ -16,12 +16,12 @@ import csv
 import io
 import json
 import math
-import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from ..io import atomic_write_text
 from .grid import Configuration, Grid, load_grid
 from .provenance import provenance
 
@@ -37,17 +37,11 @@ TAIL_COLUMNS = ["clap", "clap_low", "clap_high", "clap_model", "clap_status", "m
                 "generate_seconds", "row_seconds", "finished_at"]
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def columns_for(grid: Grid) -> list[str]:
     from .evaluate import column_name
 
     fad = []
-    for name in grid.eval["embedders"]:
+    for name in grid.eval.embedders:
         stem = column_name(name)
         fad += [f"fad_{stem}", f"fad_{stem}_low", f"fad_{stem}_high", f"fad_inf_{stem}"]
     return ID_COLUMNS + fad + TAIL_COLUMNS
@@ -62,15 +56,15 @@ def write_tables(grid: Grid, out: Path, rows: list[dict], info: dict) -> None:
     for row in rows:
         writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v)
                          for k, v in row["columns"].items()})
-    _atomic_write(out / "results.csv", buffer.getvalue())
-    _atomic_write(out / "results.json", json.dumps({**info, "rows": rows}, indent=1, default=str))
+    atomic_write_text(out / "results.csv", buffer.getvalue())
+    atomic_write_text(out / "results.json", json.dumps({**info, "rows": rows}, indent=1, default=str))
 
 
 def _clap_model(grid: Grid, embedders: dict, skipped: dict):
     """The evaluation CLAP (an embedder with a text tower) and a status line; never a stand-in."""
     from .evaluate import build_embedders
 
-    name = grid.eval["clap"]
+    name = grid.eval.clap
     if name is None:
         return None, "skipped: eval.clap is none"
     if name not in embedders and name not in skipped:
@@ -85,8 +79,8 @@ def _clap_model(grid: Grid, embedders: dict, skipped: dict):
 
 def metric_fingerprints(grid: Grid, embedders: dict, skipped: dict, clap_model) -> dict:
     """What each evaluation model is (weights hash, or why it is unavailable): part of row keys."""
-    names = list(grid.eval["embedders"]) + ([grid.eval["clap"]] if grid.eval["clap"] else [])
-    found = {**embedders, **({grid.eval["clap"]: clap_model} if clap_model is not None else {})}
+    names = list(grid.eval.embedders) + ([grid.eval.clap] if grid.eval.clap else [])
+    found = {**embedders, **({grid.eval.clap: clap_model} if clap_model is not None else {})}
     return {n: getattr(found[n], "fingerprint", "built-in") if n in found else "unavailable"
             for n in dict.fromkeys(names)}
 
@@ -113,7 +107,7 @@ def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = 
     out = Path(out_dir)
     (out / "rows").mkdir(parents=True, exist_ok=True)
     configs = grid.configurations()
-    embedders, skipped = build_embedders(grid.eval["embedders"])
+    embedders, skipped = build_embedders(grid.eval.embedders)
     clap_model, clap_status = _clap_model(grid, embedders, skipped)
     fingerprints = metric_fingerprints(grid, embedders, skipped, clap_model)
     keys = [grid.row_key(c, fingerprints) for c in configs]
@@ -134,30 +128,30 @@ def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = 
         stages.prepare([c for c, _ in todo])
         if train_only:
             return finished_rows()
-        prompts, labels = evaluation_set(corpus, grid.eval["split"], grid.eval["prompts"])
-        references, n_reference = reference_embeddings(corpus, grid.eval["split"], embedders)
+        prompts, labels = evaluation_set(corpus, grid.eval.split, grid.eval.prompts)
+        references, n_reference = reference_embeddings(corpus, grid.eval.split, embedders)
         class_prompts = attribute_class_prompts(corpus)
-        ceiling, ceiling_detail = real_attribute_accuracy(corpus, grid.eval["split"], clap_model,
+        ceiling, ceiling_detail = real_attribute_accuracy(corpus, grid.eval.split, clap_model,
                                                           class_prompts)
         attributes = {"labels": labels, "class_prompts": class_prompts, "ceiling": ceiling}
         info = {"grid": {"name": grid.name, "description": grid.description, "file": grid.source,
-                         **grid.fixed_settings(), "axes": grid.axes},
-                "corpus": str(corpus), "reference": {"set": f"{corpus}:{grid.eval['split']}",
+                         **grid.fixed_settings(), "axes": grid.axes.to_dict()},
+                "corpus": str(corpus), "reference": {"set": f"{corpus}:{grid.eval.split}",
                                                      "n": n_reference},
                 "embedders": {**{n: "ok" for n in embedders}, **skipped},
                 "metric_models": fingerprints,
-                "clap": {"model": grid.eval["clap"], "status": clap_status},
+                "clap": {"model": grid.eval.clap, "status": clap_status},
                 "mcc": "cosine(text, audio) under each configuration's own MuLan",
-                "attribute_accuracy": {"method": f"zero-shot under {grid.eval['clap']}",
+                "attribute_accuracy": {"method": f"zero-shot under {grid.eval.clap}",
                                        "class_prompts": class_prompts, "real_clips": ceiling_detail},
-                "seeds": grid.eval["seeds"], "prompts": prompts, "training_log": stages.log,
+                "seeds": grid.eval.seeds, "prompts": prompts, "training_log": stages.log,
                 "provenance": provenance()}
         cache: dict[tuple, tuple] = {}
         for config, key in todo:
             row = _evaluate_row(grid, config, key, stages, corpus, prompts, embedders, references,
                                 n_reference, clap_model, clap_status, cache, attributes)
             row["provenance"] = info["provenance"]
-            _atomic_write(out / "rows" / f"{key}.json", json.dumps(row, indent=1, default=str))
+            atomic_write_text(out / "rows" / f"{key}.json", json.dumps(row, indent=1, default=str))
             write_tables(grid, out, finished_rows(), info)
             c = row["columns"]
             print(f"[ablate] {c['label']}: " + ", ".join(
@@ -181,24 +175,24 @@ def _evaluate_row(grid: Grid, config: Configuration, key: str, stages, corpus, p
     if model_key not in cache:
         cache.clear()  # one assembled pipeline in memory at a time (grid order groups them)
         model, runs = stages.pipeline(config)
-        cache[model_key] = (model, runs, model_metrics(model, corpus, ev["split"]))
+        cache[model_key] = (model, runs, model_metrics(model, corpus, ev.split))
     model, runs, model_numbers = cache[model_key]
     gen_start = time.perf_counter()
-    audio = generate_set(model, config, prompts, ev["seeds"], ev["duration_s"], ev["batch_size"])
+    audio = generate_set(model, config, prompts, ev.seeds, ev.duration_s, ev.batch_size)
     generate_seconds = time.perf_counter() - gen_start
-    quality, detail = score_audio(audio, model.sample_rate, prompts * len(ev["seeds"]), model,
+    quality, detail = score_audio(audio, model.sample_rate, prompts * len(ev.seeds), model,
                                   embedders, references, clap_model, clap_status, ev)
     accuracy, accuracy_detail = attribute_accuracy_columns(
-        clap_model, audio, model.sample_rate, attributes["labels"] * len(ev["seeds"]),
+        clap_model, audio, model.sample_rate, attributes["labels"] * len(ev.seeds),
         attributes["class_prompts"])
     detail["attributes"] = accuracy_detail
-    speed = measure_speed(model, config, prompts[0], ev["duration_s"], ev["rtf_warmup"], ev["rtf_repeats"])
+    speed = measure_speed(model, config, prompts[0], ev.duration_s, ev.rtf_warmup, ev.rtf_repeats)
     columns = {
         "key": key, "label": config.label(), "codec": config.codec, "denoiser": config.denoiser,
         "denoiser_preset": config.denoiser_preset, "schedule": config.schedule, "steps": config.steps,
         "guidance": config.guidance, "n_eval": len(audio), "n_reference": n_reference,
-        "reference": f"{corpus}:{ev['split']}", "duration_s": ev["duration_s"],
-        "seeds": " ".join(map(str, ev["seeds"])), **quality, **accuracy, **attributes["ceiling"],
+        "reference": f"{corpus}:{ev.split}", "duration_s": ev.duration_s,
+        "seeds": " ".join(map(str, ev.seeds)), **quality, **accuracy, **attributes["ceiling"],
         "rtf": speed.rtf,
         **{f"rtf_{s}": speed.stage_rtf.get(s, math.nan) for s in ("mulan", "lm", "diffusion", "decode")},
         "speed_x_realtime": speed.speed_x_realtime,

@@ -58,7 +58,7 @@ class Codec(nn.Module):
     ``decoder_input`` (z → decoder input ``[B, D, L]``).
     """
 
-    name = "codec"
+    kind, name = "codec", "codec"  # ``name``: the registry stamps each registered codec's own
 
     def __init__(self, config: CodecConfig, encoder_out: int):
         super().__init__()

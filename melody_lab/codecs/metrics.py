@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ..audio import log_mel, stft_magnitude
+from ..audio import log_mel, si_sdr, stft_magnitude
 
 DEFAULT_FFTS = (2048, 1024, 512, 256, 128, 64)
 
@@ -45,16 +45,6 @@ def log_mel_l1(reference: torch.Tensor, estimate: torch.Tensor, sample_rate: int
     return (log_mel(estimate, sample_rate) - log_mel(reference, sample_rate)).abs().flatten(1).mean(1)
 
 
-def si_sdr(reference: torch.Tensor, estimate: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Scale-invariant signal-to-distortion ratio in dB ``[B]`` (zero-mean signals)."""
-    ref = reference - reference.mean(dim=-1, keepdim=True)
-    est = estimate - estimate.mean(dim=-1, keepdim=True)
-    scale = (est * ref).sum(-1, keepdim=True) / (ref.pow(2).sum(-1, keepdim=True) + eps)
-    target = scale * ref
-    noise = est - target
-    return 10 * torch.log10((target.pow(2).sum(-1) + eps) / (noise.pow(2).sum(-1) + eps))
-
-
 @torch.no_grad()
 def reconstruction_metrics(reference: torch.Tensor, estimate: torch.Tensor,
                            sample_rate: int) -> dict[str, float]:
@@ -70,3 +60,19 @@ def reconstruction_metrics(reference: torch.Tensor, estimate: torch.Tensor,
 def different_clip_baseline(audio: torch.Tensor, sample_rate: int) -> dict[str, float]:
     """The metrics between each clip and the next one (``[B, T]``, B ≥ 2): a trivial baseline."""
     return reconstruction_metrics(audio, audio.roll(1, dims=0), sample_rate)
+
+
+@torch.no_grad()
+def evaluate_codec(codec, audio: torch.Tensor, batch_size: int = 8) -> dict[str, float]:
+    """Reconstruction metrics over ``audio [N, T]`` plus latent statistics (std, clipped fraction)."""
+    codec.eval()
+    recon, latents = [], []
+    for chunk in audio.split(batch_size):
+        z = codec.encode(chunk.float())
+        latents.append(z)
+        recon.append(codec.decode(z, length=chunk.shape[-1]))
+    z = torch.cat(latents)
+    metrics = reconstruction_metrics(audio.float(), torch.cat(recon), codec.sample_rate)
+    metrics.update(z_std=z.std().item(), z_abs_max=z.abs().max().item(),
+                   z_clipped=(z.abs() >= 0.999).float().mean().item())
+    return metrics

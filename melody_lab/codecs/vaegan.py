@@ -28,8 +28,6 @@ class VAEGANConfig(CodecConfig):
 class VAEGAN(Codec):
     """VAE-GAN codec (the discriminators and losses live in the trainer, not here)."""
 
-    name = "vaegan"
-
     def __init__(self, config: VAEGANConfig):
         super().__init__(config, encoder_out=2 * config.latent_dim)
 

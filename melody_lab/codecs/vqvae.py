@@ -70,7 +70,7 @@ class EMACodebook(nn.Module):
             self.cluster_size[dead] = 1.0
 
 
-class ResidualVQ(nn.Module):
+class ResidualCodebooks(nn.Module):
     """``num_quantizers`` EMA codebooks applied to successive residuals."""
 
     def __init__(self, num_quantizers: int, size: int, dim: int, decay: float, dead_threshold: float):
@@ -99,12 +99,11 @@ class ResidualVQ(nn.Module):
 class VQVAE(Codec):
     """VQ-VAE codec; the latent is the quantised embedding (already in [-1, 1] up to clipping)."""
 
-    name = "vqvae"
-
     def __init__(self, config: VQVAEConfig):
         super().__init__(config, encoder_out=config.latent_dim)
-        self.quantizer = ResidualVQ(config.num_quantizers, config.codebook_size, config.latent_dim,
-                                    config.ema_decay, config.dead_code_threshold)
+        self.quantizer = ResidualCodebooks(config.num_quantizers, config.codebook_size,
+                                           config.latent_dim, config.ema_decay,
+                                           config.dead_code_threshold)
 
     def _bounded(self, features: torch.Tensor) -> torch.Tensor:
         return torch.tanh(features.transpose(1, 2))  # [B, L, D]

@@ -4,12 +4,10 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import UserError
-
-MAX_SECONDS = 600.0
+from ..pipeline import MAX_DURATION_SECONDS as MAX_SECONDS
 
 
 def _bounded(convert, low: float, high: float, what: str, low_inclusive: bool = True):
@@ -108,28 +106,6 @@ def _model(args, text: bool = True):
     return model
 
 
-@contextmanager
-def _progress(model, windows: int, steps: int | None):
-    """A tqdm bar over denoiser calls (``windows`` × ``steps``), fed by a forward hook."""
-    from tqdm.auto import tqdm
-
-    steps = model.config.steps if steps is None else steps
-    bar = tqdm(total=windows * steps, desc="diffusion", unit="step", file=sys.stderr)
-    def count(*_):  # returns None: a forward hook's return value would replace the output
-        bar.update(1)
-
-    hook = model.denoiser.register_forward_hook(count)
-    try:
-        yield bar
-    finally:
-        hook.remove()
-        bar.close()
-
-
-def _frames(model, seconds: float) -> int:
-    return max(1, math.ceil(round(seconds * model.sample_rate) / model.codec.hop_length))
-
-
 def _write(args, model, audio) -> int:
     from ..audio import save_audio
 
@@ -148,9 +124,8 @@ def _generate(args) -> int:
         raise UserError("the prompt is empty: say what to play, e.g. \"a calm chorale on organ\"")
     _check_out(args.out)
     model = _model(args)
-    with _progress(model, model.diffusion_windows(_frames(model, args.duration)), args.steps):
-        audio = model.generate([args.prompt], args.duration, steps=args.steps,
-                               schedule=args.schedule, guidance=args.guidance, seed=args.seed)
+    audio = model.generate([args.prompt], args.duration, steps=args.steps, schedule=args.schedule,
+                           guidance=args.guidance, seed=args.seed, progress=True)
     return _write(args, model, audio)
 
 
@@ -158,11 +133,9 @@ def _continue(args) -> int:
     _check_out(args.out)
     audio, sr = _read_input(args.input)
     model = _model(args, text=args.prompt is not None)
-    seconds = audio.shape[-1] / sr
-    windows = model.diffusion_windows(_frames(model, seconds + args.seconds), _frames(model, seconds))
-    with _progress(model, windows, args.steps):
-        out = model.continue_audio(audio, sr, args.seconds, prompt=args.prompt, steps=args.steps,
-                                   schedule=args.schedule, guidance=args.guidance, seed=args.seed)
+    out = model.continue_audio(audio, sr, args.seconds, prompt=args.prompt, steps=args.steps,
+                               schedule=args.schedule, guidance=args.guidance, seed=args.seed,
+                               progress=True)
     return _write(args, model, out)
 
 
@@ -172,7 +145,7 @@ def _inpaint(args) -> int:
         raise UserError(f"--end ({args.end}) must be after --start ({args.start})")
     audio, sr = _read_input(args.input)
     model = _model(args, text=args.prompt is not None)
-    with _progress(model, 1, args.steps):
-        out = model.inpaint(audio, sr, args.start, args.end, prompt=args.prompt, steps=args.steps,
-                            schedule=args.schedule, guidance=args.guidance, seed=args.seed)
+    out = model.inpaint(audio, sr, args.start, args.end, prompt=args.prompt, steps=args.steps,
+                        schedule=args.schedule, guidance=args.guidance, seed=args.seed,
+                        progress=True)
     return _write(args, model, out)

@@ -1,12 +1,15 @@
-"""``melody-lab train STAGE``: every stage's trainer registers itself here.
+"""``melody-lab train STAGE``: every stage's trainer registers its arguments here.
 
 A module under ``melody_lab/train/`` that defines ``register_cli(subparsers)`` becomes a
-``melody-lab train <stage>`` sub-command.
+``melody-lab train <stage>`` sub-command; this module turns the parsed arguments into the stage's
+typed configs (see ``melody_lab/train/stages.py``) and calls its ``train`` function.
 """
 from __future__ import annotations
 
 import importlib
 import pkgutil
+
+from ..errors import UserError
 
 
 def register(subparsers) -> None:
@@ -22,3 +25,90 @@ def register(subparsers) -> None:
         module = importlib.import_module(f"{train.__name__}.{info.name}")
         if hasattr(module, "register_cli"):
             module.register_cli(stages)
+    for name, run in RUNNERS.items():
+        stages.choices[name].set_defaults(func=run)
+
+
+def _codec(args) -> int:
+    from ..train.codec import CodecStageConfig, train_codec, train_config
+
+    overrides = {"batch_size": args.batch_size} if args.batch_size else {}
+    if args.gan_start_step is not None:
+        if args.gan_start_step < 0:
+            raise UserError(f"--gan-start-step must be >= 0, got {args.gan_start_step}")
+        overrides["gan_start_step"] = args.gan_start_step
+    if args.freeze_encoder:
+        if not args.init_from:
+            raise UserError("--freeze-encoder needs --init-from RUN (the trained encoder to keep)")
+        overrides["freeze_encoder"] = True
+    config = CodecStageConfig(args.codec, args.preset, train_config(args.preset, **overrides),
+                              args.init_from)
+    loop = config.loop(args.steps, seed=args.seed, max_minutes=args.max_minutes).replace(
+        val_every=args.val_every, ckpt_every=args.ckpt_every)
+    state = train_codec(config, args.data, args.out, loop)
+    print(f"codec: stopped at step {state['step']}; validation: {state.get('val')}")
+    return 0
+
+
+def _semantic_loop(config, args):
+    return config.loop(args.max_steps, seed=args.seed, max_minutes=args.max_minutes,
+                       progress=not args.no_progress)
+
+
+def _mulan(args) -> int:
+    from ..train.mulan import MuLanStageConfig, train_mulan
+
+    config = MuLanStageConfig(args.preset)
+    state = train_mulan(config, args.data, args.out, _semantic_loop(config, args))
+    print(f"mulan: step {state['step']}, validation {state.get('val', {})}; RVQ in {args.out}/rvq")
+    return 0
+
+
+def _tokenizer(args) -> int:
+    from ..train.tokenizer import TokenizerStageConfig, fit_tokenizer
+
+    if (args.ssl_path or args.ssl_layer is not None or args.ssl_pooling) and args.features != "ssl":
+        raise UserError("--ssl-path, --ssl-layer and --ssl-pooling need --features ssl")
+    config = TokenizerStageConfig(args.preset, args.features, args.ssl_path, args.ssl_layer,
+                                  args.ssl_pooling)
+    state = fit_tokenizer(config, args.data, args.out, config.loop(seed=args.seed))
+    print(f"tokenizer: fitted in {args.out}; validation usage {state.get('valid')}")
+    return 0
+
+
+def _lm(args) -> int:
+    from ..train.lm import LMStageConfig, train_lm
+
+    config = LMStageConfig(args.preset)
+    state = train_lm(config, args.data, args.out, _semantic_loop(config, args),
+                     mulan=args.mulan, tokenizer=args.tokenizer)
+    print(f"lm: step {state['step']}, validation {state.get('val', {})}")
+    return 0
+
+
+def _denoiser(args) -> int:
+    from ..train.denoiser import DenoiserTrainConfig, train_denoiser
+
+    config = DenoiserTrainConfig(denoiser=args.denoiser, preset=args.preset,
+                                 batch_size=args.batch_size, lr=args.lr, num_chunks=args.chunks,
+                                 crop_seconds=args.crop_seconds)
+    loop = config.loop(args.steps, seed=args.seed, max_minutes=args.max_minutes,
+                       progress=not args.no_progress).replace(
+        val_every=500, ckpt_every=250)
+    state = train_denoiser(config, args.data, args.out, loop, codec=args.codec,
+                           tokenizer=args.tokenizer)
+    print(f"stopped at step {state['step']}; validation: {state.get('val')}")
+    return 0
+
+
+def _all(args) -> int:
+    from ..train.all import train_all
+
+    train_all(args.preset, args.data, args.out, args.seed, args.codec, args.denoiser,
+              args.max_minutes, not args.no_progress)
+    return 0  # a run paused by --max-minutes (None) is not an error either
+
+
+#: ``melody-lab train <stage>`` → the function that turns its arguments into configs and trains
+RUNNERS = {"codec": _codec, "mulan": _mulan, "tokenizer": _tokenizer, "lm": _lm,
+           "denoiser": _denoiser, "all": _all}

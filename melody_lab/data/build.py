@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from ..audio import resample, save_audio
 from ..errors import UserError
+from ..io import atomic_write_text
 from .arrangement import attribute_record, choose_arrangement
 from .captions import make_captions
 from .checks import normalise_and_check
@@ -157,9 +158,7 @@ def build_work(work: Work, split: str, clips: int, config: CorpusConfig, seed: i
 
 
 def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 _WORKER: dict = {}
@@ -227,11 +226,8 @@ def _finish(out: Path, plan, identity: dict) -> dict:
         if marker["skipped"]:
             skipped.append(marker["skipped"])
     rows.sort(key=lambda r: r["clip_id"])
-    tmp = out / ".metadata.jsonl.partial"
-    with tmp.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
-    tmp.replace(out / "metadata.jsonl")
+    atomic_write_text(out / "metadata.jsonl",
+                      "".join(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n" for row in rows))
     config = identity["config"]
     counts = {s: sum(r["split"] == s for r in rows) for s in ("train", "valid", "test")}
     record = {**config, "seed": identity["seed"], "renderer": identity["renderer"],

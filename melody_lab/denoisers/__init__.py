@@ -12,61 +12,51 @@ See docs/denoisers.md.
 """
 from __future__ import annotations
 
-import json
-
 from torch import nn
 
-from ..errors import UserError
 from ..registry import Registry
 from .conditioning import NULL_TOKEN
 from .dpd import DPD, DPDConfig, overlap_add, sandglass_widths, segment
 from .metrics import DEFAULT_METRIC_ANGLES, single_pass_metrics
 from .unet import UNet1D, UNetConfig
 
-DENOISERS: Registry = Registry("denoiser")
-DENOISERS.register("dpd")(DPD)
-DENOISERS.register("unet")(UNet1D)
-CONFIG_CLASSES = {"dpd": DPDConfig, "unet": UNetConfig}
-
-PRESETS: dict[str, dict[str, dict]] = {
-    "dpd": {
-        "micro": dict(latent_dim=8, width=32, num_blocks=2, segment_size=8, heads=2, ffn_mult=2,
-                      vocab_size=32, angle_base_dim=16),
-        "tiny": dict(latent_dim=16, width=128, num_blocks=4, segment_size=32, heads=4, ffn_mult=4,
-                     rnn_type="gru", vocab_size=256),
-        "paper": dict(latent_dim=16, width=768, num_blocks=8, segment_size=64, heads=12, ffn_mult=4,
-                      coarse_layers=2, rnn_hidden=768, vocab_size=1024),
-    },
-    "unet": {
-        "micro": dict(latent_dim=8, channels=(16, 32), attention_levels=(False, True),
-                      blocks_per_level=1, cond_dim=32, heads=2, ffn_mult=2, vocab_size=32,
-                      angle_base_dim=16),
-        "tiny": dict(latent_dim=16, channels=(48, 64, 96), attention_levels=(False, True, True),
-                     blocks_per_level=2, cond_dim=64, heads=4, ffn_mult=2, vocab_size=256),
-        # the same forward time as tiny DPD at 10 s of latent on the CPU of docs/denoisers.md
-        "tiny_compute": dict(latent_dim=16, channels=(48, 80, 112),
-                             attention_levels=(False, True, True), blocks_per_level=2, cond_dim=64,
-                             heads=4, ffn_mult=2, vocab_size=256),
-        "paper": dict(latent_dim=16, channels=(256, 512, 768, 1024),
-                      attention_levels=(False, False, True, True), blocks_per_level=2,
-                      cond_dim=768, heads=8, ffn_mult=4, vocab_size=1024),
-    },
+DPD_PRESETS: dict[str, DPDConfig] = {
+    "micro": DPDConfig(latent_dim=8, width=32, num_blocks=2, segment_size=8, heads=2, ffn_mult=2,
+                       vocab_size=32, angle_base_dim=16),
+    "tiny": DPDConfig(latent_dim=16, width=128, num_blocks=4, segment_size=32, heads=4, ffn_mult=4,
+                      rnn_type="gru", vocab_size=256),
+    "paper": DPDConfig(latent_dim=16, width=768, num_blocks=8, segment_size=64, heads=12,
+                       ffn_mult=4, coarse_layers=2, rnn_hidden=768, vocab_size=1024),
 }
+UNET_PRESETS: dict[str, UNetConfig] = {
+    "micro": UNetConfig(latent_dim=8, channels=(16, 32), attention_levels=(False, True),
+                        blocks_per_level=1, cond_dim=32, heads=2, ffn_mult=2, vocab_size=32,
+                        angle_base_dim=16),
+    "tiny": UNetConfig(latent_dim=16, channels=(48, 64, 96), attention_levels=(False, True, True),
+                       blocks_per_level=2, cond_dim=64, heads=4, ffn_mult=2, vocab_size=256),
+    # the same forward time as tiny DPD at 10 s of latent on the CPU of docs/denoisers.md
+    "tiny_compute": UNetConfig(latent_dim=16, channels=(48, 80, 112),
+                               attention_levels=(False, True, True), blocks_per_level=2,
+                               cond_dim=64, heads=4, ffn_mult=2, vocab_size=256),
+    "paper": UNetConfig(latent_dim=16, channels=(256, 512, 768, 1024),
+                        attention_levels=(False, False, True, True), blocks_per_level=2,
+                        cond_dim=768, heads=8, ffn_mult=4, vocab_size=1024),
+}
+
+DENOISERS: Registry = Registry("denoiser")
+DENOISERS.register("dpd", config=DPDConfig, presets=DPD_PRESETS)(DPD)
+DENOISERS.register("unet", config=UNetConfig, presets=UNET_PRESETS)(UNet1D)
+PRESETS = DENOISERS.presets  # {"dpd": {"micro": DPDConfig(...), ...}, "unet": {...}}
 
 
 def denoiser_config(name: str, preset: str = "tiny", **overrides) -> DPDConfig | UNetConfig:
     """The config of denoiser ``name`` at ``preset`` with field ``overrides``."""
-    DENOISERS.get(name)  # clear error for an unknown name
-    presets = PRESETS[name]
-    if preset not in presets:
-        raise UserError(f"unknown {name} preset {preset!r}; choose one of: {', '.join(presets)}")
-    fields = json.loads(json.dumps(presets[preset]))  # tuples -> lists, as a config file would be
-    return CONFIG_CLASSES[name].from_dict(fields).replace(**overrides)
+    return DENOISERS.config(name, preset, **overrides)
 
 
 def build_denoiser(name: str, preset: str = "tiny", **overrides) -> nn.Module:
     """A freshly initialised denoiser ``name`` (``dpd`` | ``unet``) at ``preset``."""
-    return DENOISERS.get(name)(denoiser_config(name, preset, **overrides))
+    return DENOISERS.build(name, preset, **overrides)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -1,4 +1,6 @@
-"""Building blocks shared by both denoisers: RMSNorm, rotary attention, FiLM, a RoFormer block.
+"""Building blocks shared by both denoisers: rotary attention, FiLM, a RoFormer block.
+
+RMSNorm and the rotary embedding live in ``melody_lab.nn`` (the semantic LM uses them too).
 
 Shapes: sequences are ``[B, N, C]`` (batch, positions, channels). Rotary positions are *float*
 tensors ``[N]`` in a unit the caller chooses, so a query sequence and a key sequence sampled at
@@ -11,41 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..nn import RMSNorm, RotaryEmbedding, apply_rotary
 
-class RMSNorm(nn.Module):
-    """``x / rms(x) * g`` over the last dimension (no mean subtraction, no bias)."""
-
-    def __init__(self, dim: int, eps: float = 1e-6):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
-
-
-class RotaryEmbedding(nn.Module):
-    """Rotary position embedding (RoFormer, Su et al. 2021) for heads of size ``head_dim``."""
-
-    def __init__(self, head_dim: int, base: float = 10000.0):
-        super().__init__()
-        if head_dim % 2:
-            raise ValueError(f"rotary embedding needs an even head size, got {head_dim}")
-        inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
-
-    def forward(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """positions [N] (float) -> (cos, sin), each [N, head_dim]."""
-        angles = positions.to(self.inv_freq.dtype)[:, None] * self.inv_freq[None, :]
-        angles = torch.cat([angles, angles], dim=-1)
-        return angles.cos(), angles.sin()
-
-
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate ``x [B, heads, N, head_dim]`` by the angles behind ``cos, sin [N, head_dim]``."""
-    half = x.shape[-1] // 2
-    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-    return x * cos.to(x.dtype) + rotated * sin.to(x.dtype)
+__all__ = ["Attention", "FeedForward", "FiLM", "RMSNorm", "RoFormerBlock", "RotaryEmbedding",
+           "apply_rotary"]
 
 
 class Attention(nn.Module):

@@ -17,18 +17,10 @@ import math
 import torch
 from torch import nn
 
+from ..audio import si_sdr
 from ..diffusion.angles import add_noise, predict_clean, velocity_target
 
 DEFAULT_METRIC_ANGLES: tuple[float, ...] = tuple(k * math.pi / 12 for k in range(1, 6))  # 15°…75°
-
-
-def si_snr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Scale-invariant SNR in dB per example: [B, ...] x [B, ...] -> [B]."""
-    est = estimate.flatten(1) - estimate.flatten(1).mean(1, keepdim=True)
-    ref = reference.flatten(1) - reference.flatten(1).mean(1, keepdim=True)
-    target = (est * ref).sum(1, keepdim=True) / (ref.pow(2).sum(1, keepdim=True) + eps) * ref
-    error = est - target
-    return 10 * torch.log10((target.pow(2).sum(1) + eps) / (error.pow(2).sum(1) + eps))
 
 
 @torch.no_grad()
@@ -57,7 +49,7 @@ def single_pass_metrics(denoiser: nn.Module, latents: torch.Tensor, tokens: torc
                 v_hat = denoiser(z_noisy, batch_angles, batch_tokens)
                 squared_error += (v_hat - velocity_target(z, eps, batch_angles)).pow(2).sum().item()
                 z_hat = predict_clean(z_noisy, v_hat, batch_angles)
-                improvement += (si_snr(z_hat, z) - si_snr(z_noisy, z)).sum().item()
+                improvement += (si_sdr(z, z_hat) - si_sdr(z, z_noisy)).sum().item()
             results[f"velocity_mse@{delta:.4f}"] = squared_error / latents.numel()
             results[f"si_snri_db@{delta:.4f}"] = improvement / latents.shape[0]
     finally:

@@ -82,6 +82,7 @@ def continue_latent(
     guidance: float = 1.0,
     generator: torch.Generator | None = None,
     context_chunks: int | None = None,
+    callback: StepCallback | None = None,
 ) -> torch.Tensor:
     """Extend ``context`` [B, L0, D] by ``num_frames`` frames; returns [B, L0 + num_frames, D].
 
@@ -95,6 +96,7 @@ def continue_latent(
         context_chunks: how many chunks of each window are known context (default M − 1, the
             paper's slide-by-one-chunk). Fewer context chunks add more frames per window, so
             fewer windows are sampled (faster) with less context for each.
+        callback: given to every window's :func:`sample` (its ``step`` restarts at 0 per window).
 
     The first L0 frames of the result are ``context`` bit-for-bit.
     """
@@ -117,7 +119,7 @@ def continue_latent(
         known = torch.cat([ctx, torch.zeros_like(noise)], dim=1)
         window_latent = sample(
             denoiser, torch.cat([ctx, noise], dim=1), angles, tokens=tokens, guidance=guidance,
-            known=known, known_mask=known_mask, generator=generator,
+            known=known, known_mask=known_mask, generator=generator, callback=callback,
         )
         out = torch.cat([out, window_latent[:, kept:]], dim=1)
     return out[:, :target]

@@ -100,8 +100,8 @@ def vggish_examples(clip: np.ndarray) -> np.ndarray:
 
 def _load_state_dict(path) -> dict[str, torch.Tensor]:
     if str(path).endswith(".safetensors"):
-        from safetensors.torch import load_file
-        return load_file(str(path))
+        from ..io import read_safetensors  # the header is checked before anything is allocated
+        return read_safetensors(path)
     state = torch.load(str(path), map_location="cpu", weights_only=True)
     if not isinstance(state, dict):
         raise UserError(f"{path} does not hold a state dict (a dict of tensors)")

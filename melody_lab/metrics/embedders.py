@@ -190,6 +190,7 @@ class EvalClapEmbedder(Embedder):
     name = "evalclap-tiny"
 
     def __init__(self, folder: str | Path | None = None, batch_size: int = 16):
+        from ..io import resolve
         from ..semantic import MuLan
 
         folder = Path(folder) if folder is not None else EVALCLAP_TINY_DIR
@@ -198,7 +199,7 @@ class EvalClapEmbedder(Embedder):
                             f"(reinstall melody-lab, or train it as docs/ablations.md describes)")
         self.model = MuLan.from_pretrained(folder).eval()
         self.sample_rate = int(self.model.config.sample_rate)
-        weights = (folder / "mulan.safetensors").read_bytes()
+        weights = resolve(folder, "mulan")[1].read_bytes()
         self.fingerprint = "sha256:" + hashlib.sha256(weights).hexdigest()[:16]  # goes into reports
         self.batch_size = batch_size
 

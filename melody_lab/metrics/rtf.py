@@ -31,6 +31,8 @@ from typing import Callable
 
 import torch
 
+from ..devices import synchronize
+
 
 @dataclass(frozen=True)
 class RTFResult:
@@ -51,13 +53,6 @@ class RTFResult:
         return asdict(self)
 
 
-def synchronize(device: torch.device | str) -> None:
-    """Wait for queued GPU work so that wall-clock times include it (no-op on CPU)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 class StageTimer:

@@ -12,28 +12,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .lm import LM_PRESETS, SemanticLM, SemanticLMConfig, build_lm
-from .mulan import MULAN_PRESETS, MuLan, MuLanConfig, build_mulan
+from .lm import LM_PRESETS, LMS, SemanticLM, SemanticLMConfig, build_lm
+from .mulan import MULAN_PRESETS, MULANS, MuLan, MuLanConfig, build_mulan
 from .retrieval import retrieval_metrics
-from .rvq import ResidualVQ, RVQConfig
-from .tokenizer import TOKENIZER_PRESETS, SemanticTokenizer, TokenizerConfig
+from .rvq import RVQS, ResidualVQ, RVQConfig
+from .tokenizer import TOKENIZER_PRESETS, TOKENIZERS, SemanticTokenizer, TokenizerConfig
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "semantic"
-_CLASSES = {"mulan": MuLan, "rvq": ResidualVQ, "tokenizer": SemanticTokenizer, "lm": SemanticLM}
+KINDS = tuple(r.kind for r in (MULANS, RVQS, TOKENIZERS, LMS))  # "mulan", "rvq", "tokenizer", "lm"
 
 
 def load_tiny(name: str):
     """The shipped tiny ``mulan``, ``rvq``, ``tokenizer`` or ``lm`` (eval mode, fp32)."""
     from ..errors import UserError
+    from ..io import load_pretrained
 
-    if name not in _CLASSES:
-        raise UserError(f"unknown semantic component {name!r}; choose one of: {', '.join(_CLASSES)}")
+    if name not in KINDS:
+        raise UserError(f"unknown semantic component {name!r}; choose one of: {', '.join(KINDS)}")
     folder = ASSETS / f"{name}_tiny"
     if not folder.is_dir():
         raise UserError(f"shipped checkpoint {folder} is missing (reinstall melody-lab)")
-    return _CLASSES[name].from_pretrained(folder)
+    return load_pretrained(name, folder)
 
 
-__all__ = ["MuLan", "MuLanConfig", "MULAN_PRESETS", "build_mulan", "ResidualVQ", "RVQConfig",
-           "SemanticTokenizer", "TokenizerConfig", "TOKENIZER_PRESETS", "SemanticLM",
-           "SemanticLMConfig", "LM_PRESETS", "build_lm", "load_tiny", "retrieval_metrics"]
+__all__ = ["MuLan", "MuLanConfig", "MULAN_PRESETS", "MULANS", "build_mulan", "ResidualVQ",
+           "RVQConfig", "RVQS", "SemanticTokenizer", "TokenizerConfig", "TOKENIZER_PRESETS",
+           "TOKENIZERS", "SemanticLM", "SemanticLMConfig", "LM_PRESETS", "LMS", "build_lm",
+           "load_tiny", "retrieval_metrics"]

@@ -1,11 +1,13 @@
 """Measure the trained semantic stage on a corpus split.
 
     from melody_lab.semantic import MuLan
-    from melody_lab.semantic.evaluate import evaluate_lm, evaluate_mulan
+    from melody_lab.semantic.evaluate import evaluate_mulan
     report = evaluate_mulan(MuLan.from_pretrained("runs/mulan_tiny"), "data/tiny", "test")
+    from melody_lab.train.lm import evaluate_lm          # an LM training run and its token cache
     report = evaluate_lm("runs/lm_tiny", "data/tiny", "valid")   # perplexities + baselines
 
-MuLan: text → audio retrieval (``retrieval.py``) and zero-shot attribute classification.
+MuLan: text → audio retrieval (``retrieval.py``) and zero-shot attribute classification. LM:
+the n-gram baselines and sequence statistics ``train.lm.evaluate_lm`` reports.
 
 Zero-shot classification: for an attribute (e.g. ``genre``) with values ``v_1 … v_K`` in the
 split, each clip is assigned the value whose text prompt (``template.format(value)``) has the
@@ -59,8 +61,8 @@ def zero_shot_accuracy(mulan: MuLan, audio_emb: torch.Tensor, labels: list,
 def evaluate_mulan(mulan: MuLan, data: str | Path, split: str = "test", max_values: int = 30,
                    templates: dict[str, str] | None = None) -> dict:
     """Retrieval (text → audio, see ``retrieval.py``) and zero-shot accuracy per attribute."""
-    from ..train.mulan import caption_index
-    from ..train.semantic_common import load_split
+    from ..data.splits import load_split
+    from .retrieval import caption_index
 
     mulan.eval()
     clips = load_split(data, split, mulan.config.sample_rate)
@@ -82,11 +84,16 @@ def evaluate_mulan(mulan: MuLan, data: str | Path, split: str = "test", max_valu
     return report
 
 
+def unigram_cross_entropy(train_tokens: torch.Tensor, eval_tokens: torch.Tensor, vocab: int) -> float:
+    """Nats per token of ``eval_tokens`` under add-one-smoothed train token frequencies."""
+    counts = torch.bincount(train_tokens.flatten(), minlength=vocab).double() + 1
+    logp = (counts / counts.sum()).log()
+    return -logp[eval_tokens.flatten()].mean().item()
+
+
 def bigram_cross_entropy(train_tokens: torch.Tensor, eval_tokens: torch.Tensor, vocab: int) -> float:
     """Nats per token of ``eval_tokens [N, T]`` under an add-one bigram of ``train_tokens``
     (the first token of each sequence under the add-one unigram)."""
-    from ..train.lm import unigram_cross_entropy
-
     counts = torch.ones(vocab, vocab, dtype=torch.float64)
     counts.index_put_((train_tokens[:, :-1].flatten(), train_tokens[:, 1:].flatten()),
                       torch.ones(train_tokens[:, 1:].numel(), dtype=torch.float64), accumulate=True)
@@ -95,51 +102,7 @@ def bigram_cross_entropy(train_tokens: torch.Tensor, eval_tokens: torch.Tensor, 
     return (first - logp[eval_tokens[:, :-1], eval_tokens[:, 1:]].sum().item()) / eval_tokens.numel()
 
 
-@torch.no_grad()
-def evaluate_lm(lm_run: str | Path, data: str | Path, split: str = "valid",
-                sampling: tuple[tuple[float, int | None], ...] = ((1.0, None), (1.0, 50),
-                                                                   (0.8, 50), (0.0, None))) -> dict:
-    """Perplexities of a ``melody-lab train lm`` run on ``split`` next to baselines, and the
-    statistics of sampled sequences (one per clip, from its main caption's codes) per setting.
-
-    Perplexity rows: conditioned on the clip's audio codes, its caption codes, *another* clip's
-    codes (does the conditioning matter?), and add-one unigram / bigram models of the train tokens.
-    """
-    import json
-    import math
-
-    from ..train.lm import build_cache, unigram_cross_entropy
-    from .lm import SemanticLM
-
-    run = Path(lm_run)
-    record = json.loads((run / "config.json").read_text())
-    mulan_dir, tok_dir = Path(record["mulan"]), Path(record["tokenizer"])
-    lm = SemanticLM.from_pretrained(run).eval()
-    vocab, length = lm.config.semantic_vocab, lm.config.max_tokens
-    train = build_cache(data, "train", mulan_dir, tok_dir, run / "cache")["tokens"]
-    cache = build_cache(data, split, mulan_dir, tok_dir, run / "cache")
-    tokens = cache["tokens"][:, :length]
-
-    def ppl(codes: torch.Tensor) -> float:
-        total = sum(lm.loss(codes[i: i + 64], tokens[i: i + 64]).item() * len(tokens[i: i + 64])
-                    for i in range(0, len(tokens), 64))
-        return math.exp(total / len(tokens))
-
-    other = torch.roll(torch.arange(len(tokens)), 1)
-    report = {"split": split, "clips": len(tokens), "ppl_audio_codes": ppl(cache["audio_codes"]),
-              "ppl_caption_codes": ppl(cache["text_codes"][:, 0]),
-              "ppl_other_clip_codes": ppl(cache["audio_codes"][other]),
-              "ppl_unigram": math.exp(unigram_cross_entropy(train, tokens, vocab)),
-              "ppl_bigram": math.exp(bigram_cross_entropy(train, tokens, vocab)),
-              "real": _sequence_stats(tokens, tokens, vocab), "sampling": {}}
-    for temperature, top_k in sampling:
-        sampled = lm.generate(cache["text_codes"][:, 0], tokens.shape[1], temperature, top_k, seed=0)
-        report["sampling"][f"temperature={temperature},top_k={top_k}"] = \
-            _sequence_stats(sampled, tokens, vocab)
-    return report
-
-
-def _sequence_stats(tokens: torch.Tensor, real: torch.Tensor, vocab: int) -> dict[str, float]:
+def sequence_stats(tokens: torch.Tensor, real: torch.Tensor, vocab: int) -> dict[str, float]:
     """Repeat rate, distinct tokens per sequence, and JS divergence (nats) of the histogram
     of ``tokens`` from that of ``real``."""
     def hist(x):

@@ -19,7 +19,8 @@ from torch import nn
 
 from ..config import Config
 from ..errors import UserError
-from .checkpoints import load_weights, resolve, save_pretrained
+from ..nn import RMSNorm, RotaryEmbedding, apply_rotary
+from ..registry import Registry
 
 
 @dataclass
@@ -46,29 +47,11 @@ LM_PRESETS = {
 }
 
 
-class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float = 1e-6):
-        super().__init__()
-        self.weight, self.eps = nn.Parameter(torch.ones(dim)), eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
-
-
-def rotate(x: torch.Tensor, positions: torch.Tensor, base: float) -> torch.Tensor:
-    """Rotary embedding of ``x [B, H, S, d]`` at integer ``positions [S]`` (half-split pairs)."""
-    half = x.shape[-1] // 2
-    freqs = base ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
-    angles = positions.float()[:, None] * freqs[None]  # [S, half]
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-    x1, x2 = x[..., :half], x[..., half:]
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
-
-
 class Block(nn.Module):
     def __init__(self, c: SemanticLMConfig):
         super().__init__()
-        self.heads, self.base, self.dropout = c.num_heads, c.rope_base, c.dropout
+        self.heads, self.dropout = c.num_heads, c.dropout
+        self.rotary = RotaryEmbedding(c.dim // c.num_heads, c.rope_base)
         self.attn_norm, self.mlp_norm = RMSNorm(c.dim), RMSNorm(c.dim)
         self.qkv = nn.Linear(c.dim, 3 * c.dim, bias=False)
         self.out = nn.Linear(c.dim, c.dim, bias=False)
@@ -80,7 +63,8 @@ class Block(nn.Module):
         """``x [B, S, dim]`` at ``positions [S]``; ``cache`` (dict) holds keys/values so far."""
         b, s, d = x.shape
         q, k, v = self.qkv(self.attn_norm(x)).view(b, s, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        q, k = rotate(q, positions, self.base), rotate(k, positions, self.base)
+        cos, sin = self.rotary(positions)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         if cache is not None:
             if "k" in cache:
                 k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
@@ -210,17 +194,11 @@ class SemanticLM(nn.Module):
         return self.continue_tokens(mulan_codes, empty, num_tokens, temperature=temperature,
                                     top_k=top_k, seed=seed, use_cache=use_cache)
 
-    # -- persistence ---------------------------------------------------------------------------
-    def save_pretrained(self, out_dir, half: bool = False):
-        return save_pretrained(self, self.config, out_dir, "lm", half=half)
 
-    @classmethod
-    def from_pretrained(cls, path) -> "SemanticLM":
-        cfg, weights = resolve(path, "lm")
-        return load_weights(cls(SemanticLMConfig.from_dict(cfg)), weights)
+LMS: Registry = Registry("lm")
+LMS.register("lm", config=SemanticLMConfig, presets=LM_PRESETS)(SemanticLM)
 
 
 def build_lm(preset: str = "tiny", **overrides) -> SemanticLM:
-    if preset not in LM_PRESETS:
-        raise UserError(f"unknown LM preset {preset!r}; choose one of: {', '.join(LM_PRESETS)}")
-    return SemanticLM(LM_PRESETS[preset].replace(**overrides))
+    """An untrained semantic LM of a preset (``micro``, ``tiny``, ``paper``) with overrides."""
+    return LMS.build("lm", preset, **overrides)

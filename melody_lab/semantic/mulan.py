@@ -21,7 +21,7 @@ from torch import nn
 from ..audio import log_mel
 from ..config import Config
 from ..errors import UserError
-from .checkpoints import load_weights, resolve, save_pretrained
+from ..registry import Registry
 from .text_tower import TEXT_TOWER_DIM, encode_captions
 
 
@@ -147,19 +147,11 @@ class MuLan(nn.Module):
         target = target / target.sum(-1, keepdim=True)
         return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
-    # -- persistence ---------------------------------------------------------------------------
-    def save_pretrained(self, out_dir, half: bool = False):
-        return save_pretrained(self, self.config, out_dir, "mulan", half=half)
 
-    @classmethod
-    def from_pretrained(cls, path) -> "MuLan":
-        """Load from an export folder or a ``melody-lab train mulan`` run folder."""
-        cfg, weights = resolve(path, "mulan")
-        return load_weights(cls(MuLanConfig.from_dict(cfg)), weights)
+MULANS: Registry = Registry("mulan")
+MULANS.register("mulan", config=MuLanConfig, presets=MULAN_PRESETS)(MuLan)
 
 
 def build_mulan(preset: str = "tiny", **overrides) -> MuLan:
     """An untrained MuLan of a preset (``micro``, ``tiny``, ``paper``) with config overrides."""
-    if preset not in MULAN_PRESETS:
-        raise UserError(f"unknown MuLan preset {preset!r}; choose one of: {', '.join(MULAN_PRESETS)}")
-    return MuLan(MULAN_PRESETS[preset].replace(**overrides))
+    return MULANS.build("mulan", preset, **overrides)

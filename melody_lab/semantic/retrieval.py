@@ -43,3 +43,10 @@ def retrieval_metrics(text_emb: torch.Tensor, audio_emb: torch.Tensor,
                 miss = miss * (1 - sizes / (n - j)).clamp(min=0)
             out[f"chance_caption_r@{k}"] = (1 - miss).mean().item()
     return out
+
+
+def caption_index(captions: list[str]) -> tuple[list[str], torch.Tensor]:
+    """Distinct captions (first-seen order) and the index of each clip's caption ``[N]``."""
+    unique = list(dict.fromkeys(captions))
+    lookup = {c: i for i, c in enumerate(unique)}
+    return unique, torch.tensor([lookup[c] for c in captions])

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..config import Config
 from ..errors import UserError
-from .checkpoints import load_weights, resolve, save_pretrained
+from ..registry import Registry
 
 
 @dataclass
@@ -82,11 +82,11 @@ class ResidualVQ(nn.Module):
             raise UserError(f"RVQ codes must lie in [0, {self.config.codebook_size})")
         return sum(self.codebooks[level][codes[:, level]] for level in range(codes.shape[-1]))
 
-    def save_pretrained(self, out_dir, half: bool = False):
-        return save_pretrained(self, self.config, out_dir, "rvq", half=half)
-
     @classmethod
-    def from_pretrained(cls, path) -> "ResidualVQ":
-        cfg, weights = resolve(path, "rvq")
-        c = RVQConfig.from_dict(cfg)
-        return load_weights(cls(c.levels, c.codebook_size, c.dim), weights)
+    def from_config(cls, config: RVQConfig) -> "ResidualVQ":
+        return cls(config.levels, config.codebook_size, config.dim)
+
+
+#: no presets: an RVQ's sizes follow the MuLan it quantises (``MuLanConfig.rvq_*``)
+RVQS: Registry = Registry("rvq")
+RVQS.register("rvq", config=RVQConfig)(ResidualVQ)

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..config import Config
 from ..errors import UserError
-from .checkpoints import load_weights, resolve, save_pretrained
+from ..registry import Registry
 from .features import SSLFeatures, mel_chroma_onset, num_frames
 
 
@@ -139,11 +139,6 @@ class SemanticTokenizer(nn.Module):
         dist = torch.cdist(x, self.centres[None].expand(len(x), -1, -1))
         return dist.argmin(-1)
 
-    def save_pretrained(self, out_dir, half: bool = False):
-        return save_pretrained(self, self.config, out_dir, "tokenizer", half=half)
 
-    @classmethod
-    def from_pretrained(cls, path) -> "SemanticTokenizer":
-        """Load from an export folder or a ``melody-lab train tokenizer`` run folder."""
-        cfg, weights = resolve(path, "tokenizer")
-        return load_weights(cls(TokenizerConfig.from_dict(cfg)), weights)
+TOKENIZERS: Registry = Registry("tokenizer")
+TOKENIZERS.register("tokenizer", config=TokenizerConfig, presets=TOKENIZER_PRESETS)(SemanticTokenizer)

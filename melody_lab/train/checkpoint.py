@@ -25,15 +25,12 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
+from ..config import ConfigError
+from ..errors import CheckpointError
+from ..io import atomic_write_text, latest_checkpoint
 
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, corrupt, or does not match what is being loaded."""
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+__all__ = ["CheckpointError", "atomic_write_text", "check_run_record", "config_differences",
+           "latest_checkpoint", "load_checkpoint", "save_checkpoint"]
 
 
 def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -91,18 +88,6 @@ def save_checkpoint(
     return final
 
 
-def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The newest complete checkpoint folder of a run, or None if there is none yet."""
-    run_dir = Path(run_dir)
-    pointer = run_dir / "latest"
-    if not pointer.exists():
-        return None
-    path = run_dir / pointer.read_text().strip()
-    if not (path / "state.json").exists():
-        raise CheckpointError(f"{pointer} names {path.name}, which is missing or incomplete")
-    return path
-
-
 def load_checkpoint(
     ckpt: str | Path,
     modules: dict[str, torch.nn.Module],
@@ -125,3 +110,52 @@ def load_checkpoint(
         meta = json.loads((ckpt / f"{name}.optim.json").read_text())
         opt.load_state_dict(_unflatten_optimizer(tensors, meta))
     return json.loads((ckpt / "state.json").read_text())
+
+
+def config_differences(saved: Any, new: Any, path: str = "") -> tuple[list[str], list[str]]:
+    """Compare a run's saved ``config.json`` with the settings of a resume attempt.
+
+    Returns (``changed``: "key: saved → new" for every value that differs or was dropped,
+    ``added``: "key = value" for keys the saved record lacks — a run written by an older version
+    that predates a setting). Only ``changed`` refuses a resume.
+    """
+    if isinstance(saved, dict) and isinstance(new, dict):
+        changed, added = [], []
+        for key in sorted(set(saved) | set(new), key=str):
+            where = f"{path}.{key}" if path else str(key)
+            if key not in new:
+                changed.append(f"{where}: {saved[key]!r} → (absent)")
+            elif key not in saved:
+                added.append(f"{where} = {new[key]!r}")
+            else:
+                c, a = config_differences(saved[key], new[key], where)
+                changed += c
+                added += a
+        return changed, added
+    return ([] if saved == new else [f"{path}: {saved!r} → {new!r}"]), []
+
+
+def check_run_record(out: Path, record: dict[str, Any], write: bool = True) -> bool:
+    """The one check that a run folder is never continued with other settings.
+
+    ``record`` goes to ``out/config.json`` on the first start (when ``write``: rank 0). On a
+    later start a changed or dropped setting is a :class:`ConfigError` naming it; settings the
+    saved run predates (a newer melody_lab) are recorded from now on. Returns True when the
+    folder already held this run.
+    """
+    path = Path(out) / "config.json"
+    new = json.loads(json.dumps(record))
+    if not path.exists():
+        if write:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True))
+        return False
+    changed, added = config_differences(json.loads(path.read_text()), new)
+    if changed:
+        raise ConfigError(f"{out} holds a run with a different configuration "
+                          f"({'; '.join(changed[:4])}); use a new --out folder or the same "
+                          f"settings (see {path})")
+    if added and write:
+        print(f"[resume] {out}: recording settings the run predates: {'; '.join(added[:6])}")
+        atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True))
+    return True

@@ -18,12 +18,12 @@ from pathlib import Path
 import torch
 
 from ..codecs import build_codec, codec_config
-from ..codecs.build import codec_record
 from ..codecs.discriminators import CodecDiscriminator, DiscriminatorConfig
 from ..codecs.losses import CodecLoss
-from ..codecs.metrics import reconstruction_metrics
+from ..codecs.metrics import evaluate_codec
 from ..config import Config
 from ..errors import UserError
+from ..io import component_record
 from . import distributed
 from .checkpoint import latest_checkpoint, load_checkpoint
 from .loop import LoopConfig, run_training
@@ -53,22 +53,52 @@ class CodecTrainConfig(Config):
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
 
 
-TRAIN_PRESETS: dict[str, dict] = {
-    "micro": dict(batch_size=2, crop_samples=2048, gan_start_step=3, val_clips=2,
-                  stft_ffts=(512, 128, 32),
-                  discriminator=DiscriminatorConfig(periods=(2, 3), period_channels=(4, 8),
-                                                    resolutions=(256,), spectrogram_channels=4)),
-    "tiny": dict(discriminator=DiscriminatorConfig(period_channels=(8, 32, 64, 128))),
-    "paper": dict(batch_size=16, crop_samples=24000, lr=2e-4, gan_start_step=0, val_clips=64,
-                  loss="paper_exact", stft_ffts=(8192, 4096, 2048, 1024, 512, 256, 128),
-                  discriminator=DiscriminatorConfig(period_channels=(32, 128, 512, 1024),
-                                                    resolutions=(2048, 1024, 512),
-                                                    spectrogram_channels=32)),
+TRAIN_PRESETS: dict[str, CodecTrainConfig] = {
+    "micro": CodecTrainConfig(
+        batch_size=2, crop_samples=2048, gan_start_step=3, val_clips=2, stft_ffts=(512, 128, 32),
+        discriminator=DiscriminatorConfig(periods=(2, 3), period_channels=(4, 8), resolutions=(256,),
+                                          spectrogram_channels=4)),
+    "tiny": CodecTrainConfig(discriminator=DiscriminatorConfig(period_channels=(8, 32, 64, 128))),
+    "paper": CodecTrainConfig(
+        batch_size=16, crop_samples=24000, lr=2e-4, gan_start_step=0, val_clips=64,
+        loss="paper_exact", stft_ffts=(8192, 4096, 2048, 1024, 512, 256, 128),
+        discriminator=DiscriminatorConfig(period_channels=(32, 128, 512, 1024),
+                                          resolutions=(2048, 1024, 512), spectrogram_channels=32)),
 }
 
 
 def train_config(preset: str, **overrides) -> CodecTrainConfig:
-    return CodecTrainConfig(**TRAIN_PRESETS[preset]).replace(**overrides)
+    """A copy of the ``preset``'s training config with field ``overrides``."""
+    return TRAIN_PRESETS[preset].replace(**overrides)
+
+
+@dataclass
+class CodecStageConfig(Config):
+    """What :func:`train_codec` trains: codec ``codec`` (a registry name) of size ``preset`` with
+    the ``train`` hyper-parameters (None: the preset's, :func:`train_config`), optionally
+    starting from the newest weights of run folder ``init_from`` (with
+    ``train.freeze_encoder``: decoder-only fine-tuning)."""
+
+    codec: str = "vaegan"
+    preset: str = "tiny"
+    train: CodecTrainConfig | None = None
+    init_from: str | None = None
+
+    def __post_init__(self):
+        codec_config(self.codec, self.preset)  # a clear error for a bad name or preset
+        if self.train is None:
+            self.train = train_config(self.preset)
+        if self.train.freeze_encoder and not self.init_from:
+            raise UserError("freeze_encoder needs init_from (the run whose trained encoder to keep)")
+
+    @classmethod
+    def for_preset(cls, preset: str, codec: str = "vaegan") -> "CodecStageConfig":
+        return cls(codec, preset)
+
+    def loop(self, steps: int | None = None, **options) -> LoopConfig:
+        """See :func:`melody_lab.train.stages.default_loop` (the loop's own cadence)."""
+        from .stages import default_loop
+        return default_loop("codec", self.preset, steps, **options)
 
 
 class CodecTask:
@@ -153,49 +183,25 @@ class CodecTask:
         return evaluate_codec(self.codec, self.valid_audio)
 
 
-@torch.no_grad()
-def evaluate_codec(codec, audio: torch.Tensor, batch_size: int = 8) -> dict[str, float]:
-    """Reconstruction metrics over ``audio [N, T]`` plus latent statistics (std, clipped fraction)."""
-    codec.eval()
-    recon, latents = [], []
-    for chunk in audio.split(batch_size):
-        z = codec.encode(chunk.float())
-        latents.append(z)
-        recon.append(codec.decode(z, length=chunk.shape[-1]))
-    z = torch.cat(latents)
-    metrics = reconstruction_metrics(audio.float(), torch.cat(recon), codec.sample_rate)
-    metrics.update(z_std=z.std().item(), z_abs_max=z.abs().max().item(),
-                   z_clipped=(z.abs() >= 0.999).float().mean().item())
-    return metrics
-
-
 def load_split_audio(root: str | Path, split: str, sample_rate: int) -> torch.Tensor:
-    """All clips of ``split`` in a built corpus as ``[N, T]`` (via ``melody_lab.data.ClipDataset``)."""
-    from ..data import ClipDataset
+    """All clips of ``split`` in a built corpus as ``[N, T]`` (``melody_lab.data.splits.load_split``)."""
+    from ..data.splits import load_split
 
-    dataset = ClipDataset(root, split)
-    if len(dataset) == 0:
-        raise UserError(f"the {split!r} split of {root} is empty")
-    if dataset.sample_rate != sample_rate:
-        raise UserError(f"{root} is at {dataset.sample_rate} Hz but the codec expects "
-                        f"{sample_rate} Hz; build the corpus at {sample_rate} Hz or pick another preset")
-    return dataset.load_all_audio()
+    return load_split(root, split, sample_rate).audio
 
 
-def train_codec(codec_name: str, preset: str, data: str | Path, out: str | Path,
-                loop: LoopConfig, init_from: str | Path | None = None, **train_overrides) -> dict:
-    """Build codec + task, load the corpus, run the shared loop; returns the final loop state.
-
-    ``init_from``: a codec run folder whose newest weights (codec and discriminator) start this
-    run — with ``freeze_encoder=True`` this continues training the decoder alone.
-    """
+def train_codec(config: CodecStageConfig, data: str | Path, out: str | Path,
+                loop: LoopConfig | None = None) -> dict:
+    """Build codec + task, load the corpus, run the shared loop; returns the final loop state."""
+    loop = loop or config.loop()
     distributed.setup(allow_cuda=False)  # this stage trains on CPU ranks (gloo) under torchrun
-    codec = build_codec(codec_name, preset)
-    cfg = train_config(preset, **train_overrides)
+    codec = build_codec(config.codec, config.preset)
+    cfg = config.train
     task = CodecTask(codec, cfg, load_split_audio(data, "train", codec.sample_rate),
                      load_split_audio(data, "valid", codec.sample_rate))
-    record = {"codec": codec_record(codec, preset), "train": cfg.to_dict()}
-    if init_from is not None:
+    record = {"model": component_record(codec, preset=config.preset), "train": cfg.to_dict()}
+    if config.init_from is not None:
+        init_from = config.init_from
         record["init_from"] = str(Path(init_from).resolve())
         if latest_checkpoint(out) is None:  # a fresh run: start from the other run's weights
             ckpt = latest_checkpoint(init_from)
@@ -203,25 +209,6 @@ def train_codec(codec_name: str, preset: str, data: str | Path, out: str | Path,
                 raise UserError(f"--init-from {init_from} has no checkpoint")
             load_checkpoint(ckpt, task.modules())
     return run_training(task, out, loop, record)
-
-
-def _run(args) -> int:
-    overrides = {"batch_size": args.batch_size} if args.batch_size else {}
-    if args.gan_start_step is not None:
-        if args.gan_start_step < 0:
-            raise UserError(f"--gan-start-step must be >= 0, got {args.gan_start_step}")
-        overrides["gan_start_step"] = args.gan_start_step
-    codec_config(args.codec, args.preset)  # fail early on a bad name/preset
-    loop = LoopConfig(max_steps=args.steps, seed=args.seed, max_minutes=args.max_minutes,
-                      val_every=args.val_every, ckpt_every=args.ckpt_every, log_every=10)
-    if args.freeze_encoder:
-        if not args.init_from:
-            raise UserError("--freeze-encoder needs --init-from RUN (the trained encoder to keep)")
-        overrides["freeze_encoder"] = True
-    state = train_codec(args.codec, args.preset, args.data, args.out, loop, args.init_from,
-                        **overrides)
-    print(f"codec: stopped at step {state['step']}; validation: {state.get('val')}")
-    return 0
 
 
 def register_cli(subparsers) -> None:
@@ -245,4 +232,3 @@ def register_cli(subparsers) -> None:
     p.add_argument("--gan-start-step", type=int, default=None, metavar="STEP",
                    help="step from which the adversarial and feature-matching losses are on "
                         "(default: the preset's; 0 when fine-tuning a decoder that already trained)")
-    p.set_defaults(func=_run)

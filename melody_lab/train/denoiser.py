@@ -19,6 +19,7 @@ from ..config import Config
 from ..denoisers import build_denoiser, count_parameters, single_pass_metrics
 from ..diffusion import drop_tokens, multichunk_target, velocity_loss
 from ..errors import UserError
+from ..io import component_record
 from . import distributed
 from .loop import LoopConfig, run_training
 
@@ -37,6 +38,15 @@ class DenoiserTrainConfig(Config):
     ema_decay: float = 0.999
     val_clips: int = 64
     crop_seconds: float | None = None  # train on random crops of this length (None: whole clips)
+
+    @classmethod
+    def for_preset(cls, preset: str, denoiser: str = "dpd") -> "DenoiserTrainConfig":
+        return cls(denoiser=denoiser, preset=preset)
+
+    def loop(self, steps: int | None = None, **options) -> LoopConfig:
+        """See :func:`melody_lab.train.stages.default_loop` (the loop's own cadence)."""
+        from .stages import default_loop
+        return default_loop("denoiser", self.preset, steps, **options)
 
 
 class DenoiserTask:
@@ -115,15 +125,19 @@ class DenoiserTask:
         return {k: v for k, v in metrics.items() if "@" not in k}
 
 
-def train_denoiser(data: str | Path, codec_dir: str | Path, tokenizer_dir: str | Path,
-                   out: str | Path, config: DenoiserTrainConfig, loop: LoopConfig,
+def train_denoiser(config: DenoiserTrainConfig, data: str | Path, out: str | Path,
+                   loop: LoopConfig | None = None, *, codec: str | Path, tokenizer: str | Path,
                    cache_dir: str | Path | None = None, **denoiser_overrides) -> dict:
-    """Encode (or reuse) the latent cache under ``cache_dir`` (default ``out/cache``; runs that
-    share a codec and tokenizer may share one) and train; returns the loop state."""
+    """Encode the corpus with the ``codec`` and ``tokenizer`` run folders (or exports) into the
+    latent cache under ``cache_dir`` (default ``out/cache``; runs that share a codec and tokenizer
+    may share one; reused when it exists) and train; returns the loop state.
+    ``denoiser_overrides``: preset fields to change (e.g. ``latent_dim``, ``vocab_size``)."""
     from ..codecs import load_codec
     from ..semantic import SemanticTokenizer
     from .latent_cache import build_latent_cache
 
+    loop = loop or config.loop()
+    codec_dir, tokenizer_dir = codec, tokenizer
     device = distributed.setup()
     codec = load_codec(codec_dir)
     tokenizer = SemanticTokenizer.from_pretrained(tokenizer_dir)
@@ -138,7 +152,8 @@ def train_denoiser(data: str | Path, codec_dir: str | Path, tokenizer_dir: str |
     print(f"{config.denoiser}/{config.preset}: {count_parameters(task.net):,} parameters; "
           f"{caches['train']['latents'].shape[0]} training latents of shape "
           f"{tuple(caches['train']['latents'].shape[1:])}")
-    record = {"denoiser_train": config.to_dict(), "overrides": denoiser_overrides, **provenance,
+    record = {"model": component_record(task.ema, weights="ema"),
+              "denoiser_train": config.to_dict(), "overrides": denoiser_overrides, **provenance,
               "data": str(Path(data).resolve())}
     return run_training(task, out, loop, record)
 
@@ -164,15 +179,3 @@ def register_cli(subparsers) -> None:
     p.add_argument("--max-minutes", type=float, default=None, help="stop cleanly after this long")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(func=_run_cli)
-
-
-def _run_cli(args) -> int:
-    config = DenoiserTrainConfig(denoiser=args.denoiser, preset=args.preset,
-                                 batch_size=args.batch_size, lr=args.lr, num_chunks=args.chunks,
-                                 crop_seconds=args.crop_seconds)
-    loop = LoopConfig(max_steps=args.steps, seed=args.seed, max_minutes=args.max_minutes,
-                      progress=not args.no_progress, val_every=500, ckpt_every=250)
-    state = train_denoiser(args.data, args.codec, args.tokenizer, args.out, config, loop)
-    print(f"stopped at step {state['step']}; validation: {state.get('val')}")
-    return 0

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -23,6 +22,7 @@ from tqdm.auto import tqdm
 
 from ..data import ClipDataset
 from ..errors import UserError
+from ..io import atomic_write, atomic_write_text
 
 
 def weights_digest(module: torch.nn.Module) -> str:
@@ -66,10 +66,6 @@ def build_latent_cache(data: str | Path, split: str, codec, tokenizer, out_dir: 
         tokens.append(tokenizer.tokenize(batch).to(torch.int32))
     result = {"latents": torch.cat(latents), "tokens": torch.cat(tokens)}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    tmp = tensors_path.with_name(tensors_path.name + ".partial")
-    save_file(result, str(tmp))
-    os.replace(tmp, tensors_path)
-    meta_tmp = meta_path.with_name(meta_path.name + ".partial")
-    meta_tmp.write_text(json.dumps(meta))
-    os.replace(meta_tmp, meta_path)
+    atomic_write(tensors_path, lambda tmp: save_file(result, str(tmp)))
+    atomic_write_text(meta_path, json.dumps(meta))
     return result

@@ -14,20 +14,24 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from ..config import Config
+from ..data.splits import load_split
 from ..errors import UserError
+from ..io import component_record
+from ..semantic.evaluate import bigram_cross_entropy, sequence_stats, unigram_cross_entropy
 from ..semantic.lm import LM_PRESETS, SemanticLM
 from ..semantic.mulan import MuLan
 from ..semantic.rvq import ResidualVQ
 from ..semantic.tokenizer import SemanticTokenizer
-from .checkpoint import atomic_write_text, latest_checkpoint
+from ..io import atomic_write, atomic_write_text, resolve
 from . import distributed
-from .loop import run_training
-from .semantic_common import add_common_args, add_loop_args, load_split, loop_config, lr_at, set_lr
+from .loop import LoopConfig, run_training
+from .semantic_common import SemanticStageConfig, add_common_args, add_loop_args, lr_at, set_lr
 
 
 @dataclass
@@ -49,9 +53,20 @@ LM_TRAIN_PRESETS = {
 }
 
 
-def _source_name(path: Path) -> str:
-    ckpt = latest_checkpoint(path) if (path / "latest").exists() else None
-    return str((ckpt or path).resolve())
+@dataclass
+class LMStageConfig(SemanticStageConfig):
+    """What :func:`train_lm` trains: the LM of size ``preset`` (``LM_PRESETS``; vocabulary and
+    code sizes follow the upstream runs) with the ``train`` hyper-parameters (None: the preset's,
+    ``LM_TRAIN_PRESETS``)."""
+
+    preset: str = "tiny"
+    train: LMTrainConfig | None = None
+    TRAIN_PRESETS: ClassVar[dict] = LM_TRAIN_PRESETS
+
+
+def _source_name(path: Path, kind: str) -> str:
+    """The folder whose weights a cache was computed from (a run's checkpoint, or the export)."""
+    return str(resolve(path, kind)[1].parent.resolve())
 
 
 @torch.no_grad()
@@ -63,7 +78,8 @@ def build_cache(data, split: str, mulan_dir: Path, tokenizer_dir: Path, cache_di
     captions repeat their main caption).
     """
     meta = {"data": str(Path(data).resolve()), "split": split,
-            "mulan": _source_name(mulan_dir), "tokenizer": _source_name(tokenizer_dir)}
+            "mulan": _source_name(mulan_dir, "mulan"),
+            "tokenizer": _source_name(tokenizer_dir, "tokenizer")}
     path, meta_path = cache_dir / f"{split}.safetensors", cache_dir / f"{split}.json"
     if path.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == meta:
         return load_file(str(path))
@@ -83,18 +99,9 @@ def build_cache(data, split: str, mulan_dir: Path, tokenizer_dir: Path, cache_di
     out = {"tokens": torch.cat(tokens), "audio_codes": torch.cat(audio_codes),
            "text_codes": text_codes}
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    save_file(out, str(tmp))
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: save_file(out, str(tmp)))
     atomic_write_text(meta_path, json.dumps(meta, indent=2))
     return out
-
-
-def unigram_cross_entropy(train_tokens: torch.Tensor, eval_tokens: torch.Tensor, vocab: int) -> float:
-    """Nats per token of ``eval_tokens`` under add-one-smoothed train token frequencies."""
-    counts = torch.bincount(train_tokens.flatten(), minlength=vocab).double() + 1
-    logp = (counts / counts.sum()).log()
-    return -logp[eval_tokens.flatten()].mean().item()
 
 
 class LMTask:
@@ -156,13 +163,13 @@ class LMTask:
                 "ppl_unigram": math.exp(self.unigram)}
 
 
-def train_lm(preset: str, data, out, mulan_dir, tokenizer_dir, args=None) -> dict:
-    """Cache tokens/codes, then train (or resume) the LM of ``preset`` into ``out``."""
-    from argparse import Namespace
-
-    args = args or Namespace(max_steps=None, max_minutes=None, no_progress=True, seed=0)
+def train_lm(config: LMStageConfig, data, out, loop: LoopConfig | None = None, *,
+             mulan: str | Path, tokenizer: str | Path) -> dict:
+    """Cache tokens/codes, then train (or resume) the LM into ``out``; ``mulan`` (with its
+    ``rvq/``) and ``tokenizer`` are the upstream run folders or exports."""
+    loop = loop or config.loop()
     distributed.setup(allow_cuda=False)  # this stage trains on CPU ranks (gloo) under torchrun
-    out, mulan_dir, tokenizer_dir = Path(out), Path(mulan_dir), Path(tokenizer_dir)
+    out, mulan_dir, tokenizer_dir = Path(out), Path(mulan), Path(tokenizer)
     if not (mulan_dir / "rvq" / "config.json").is_file():
         raise UserError(f"{mulan_dir} has no rvq/ folder: train MuLan with `melody-lab train "
                         f"mulan` (it fits the RVQ at the end)")
@@ -170,18 +177,57 @@ def train_lm(preset: str, data, out, mulan_dir, tokenizer_dir, args=None) -> dic
     valid = build_cache(data, "valid", mulan_dir, tokenizer_dir, out / "cache")
     rvq = ResidualVQ.from_pretrained(mulan_dir / "rvq")
     vocab = SemanticTokenizer.from_pretrained(tokenizer_dir).config.vocab_size
+    preset = config.preset
     cfg = LM_PRESETS[preset].replace(
         semantic_vocab=vocab, mulan_levels=rvq.config.levels,
         mulan_codebook_size=rvq.config.codebook_size,
         max_tokens=min(LM_PRESETS[preset].max_tokens, train["tokens"].shape[1]))
-    tcfg = LM_TRAIN_PRESETS[preset]
-    loop = loop_config(args, tcfg.steps, tcfg.val_every)
-    torch.manual_seed(args.seed)
+    tcfg = config.train
+    torch.manual_seed(loop.seed)
     model = SemanticLM(cfg)
     task = LMTask(model, tcfg, train, valid, total_steps=loop.max_steps)
-    record = {"model": cfg.to_dict(), "train": tcfg.to_dict(), "preset": preset,
+    record = {"model": component_record(model), "train": tcfg.to_dict(), "preset": preset,
               "mulan": str(mulan_dir.resolve()), "tokenizer": str(tokenizer_dir.resolve())}
     return run_training(task, out, loop, record)
+
+
+@torch.no_grad()
+def evaluate_lm(lm_run: str | Path, data: str | Path, split: str = "valid",
+                sampling: tuple[tuple[float, int | None], ...] = ((1.0, None), (1.0, 50),
+                                                                   (0.8, 50), (0.0, None))) -> dict:
+    """Perplexities of a ``melody-lab train lm`` run on ``split`` next to baselines, and the
+    statistics of sampled sequences (one per clip, from its main caption's codes) per setting.
+
+    Perplexity rows: conditioned on the clip's audio codes, its caption codes, *another* clip's
+    codes (does the conditioning matter?), and add-one unigram / bigram models of the train tokens.
+    The run's token/code cache (``RUN/cache``, see :func:`build_cache`) is reused or built.
+    """
+    run = Path(lm_run)
+    record = json.loads((run / "config.json").read_text())
+    mulan_dir, tok_dir = Path(record["mulan"]), Path(record["tokenizer"])
+    lm = SemanticLM.from_pretrained(run).eval()
+    vocab, length = lm.config.semantic_vocab, lm.config.max_tokens
+    train = build_cache(data, "train", mulan_dir, tok_dir, run / "cache")["tokens"]
+    cache = build_cache(data, split, mulan_dir, tok_dir, run / "cache")
+    tokens = cache["tokens"][:, :length]
+
+    def ppl(codes: torch.Tensor) -> float:
+        total = sum(lm.loss(codes[i: i + 64], tokens[i: i + 64]).item() * len(tokens[i: i + 64])
+                    for i in range(0, len(tokens), 64))
+        return math.exp(total / len(tokens))
+
+    other = torch.roll(torch.arange(len(tokens)), 1)
+    report = {"split": split, "clips": len(tokens), "ppl_audio_codes": ppl(cache["audio_codes"]),
+              "ppl_caption_codes": ppl(cache["text_codes"][:, 0]),
+              "ppl_other_clip_codes": ppl(cache["audio_codes"][other]),
+              "ppl_unigram": math.exp(unigram_cross_entropy(train, tokens, vocab)),
+              "ppl_bigram": math.exp(bigram_cross_entropy(train, tokens, vocab)),
+              "real": sequence_stats(tokens, tokens, vocab), "sampling": {}}
+    for temperature, top_k in sampling:
+        sampled = lm.generate(cache["text_codes"][:, 0], tokens.shape[1], temperature, top_k, seed=0)
+        report["sampling"][f"temperature={temperature},top_k={top_k}"] = \
+            sequence_stats(sampled, tokens, vocab)
+    return report
 
 
 def register_cli(subparsers) -> None:
@@ -193,10 +239,3 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--mulan", required=True, help="MuLan run folder (with rvq/) or export")
     parser.add_argument("--tokenizer", required=True, help="tokenizer run folder or export")
     add_loop_args(parser)
-
-    def run(args) -> int:
-        state = train_lm(args.preset, args.data, args.out, args.mulan, args.tokenizer, args)
-        print(f"lm: step {state['step']}, validation {state.get('val', {})}")
-        return 0
-
-    parser.set_defaults(func=run)

@@ -22,9 +22,9 @@ from typing import Any, Protocol
 import torch
 from tqdm.auto import tqdm
 
-from ..config import Config, ConfigError
+from ..config import Config
 from . import distributed
-from .checkpoint import atomic_write_text, latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import check_run_record, latest_checkpoint, load_checkpoint, save_checkpoint
 
 
 class NonFiniteLossError(RuntimeError):
@@ -68,29 +68,6 @@ def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + step * 7919 + rank) % (2**63 - 1))
 
 
-def config_differences(saved: Any, new: Any, path: str = "") -> tuple[list[str], list[str]]:
-    """Compare a run's saved ``config.json`` with the settings of a resume attempt.
-
-    Returns (``changed``: "key: saved → new" for every value that differs or was dropped,
-    ``added``: "key = value" for keys the saved record lacks — a run written by an older version
-    that predates a setting). Only ``changed`` refuses a resume.
-    """
-    if isinstance(saved, dict) and isinstance(new, dict):
-        changed, added = [], []
-        for key in sorted(set(saved) | set(new), key=str):
-            where = f"{path}.{key}" if path else str(key)
-            if key not in new:
-                changed.append(f"{where}: {saved[key]!r} → (absent)")
-            elif key not in saved:
-                added.append(f"{where} = {new[key]!r}")
-            else:
-                c, a = config_differences(saved[key], new[key], where)
-                changed += c
-                added += a
-        return changed, added
-    return ([] if saved == new else [f"{path}: {saved!r} → {new!r}"]), []
-
-
 def run_training(
     task: TrainTask,
     out_dir: str | Path,
@@ -108,20 +85,7 @@ def run_training(
     main = distributed.rank() == 0
     record = {"task": task.name, "loop": {**loop.to_dict(), "max_steps": None, "max_minutes": None,
                                           "progress": None}, **(config_record or {})}
-    cfg_path = out / "config.json"
-    if cfg_path.exists():
-        saved = json.loads(cfg_path.read_text())
-        changed, added = config_differences(saved, json.loads(json.dumps(record)))
-        if changed:
-            raise ConfigError(
-                f"{out} holds a run with a different configuration ({'; '.join(changed[:4])}); "
-                f"use a new --out folder or the same settings (see {cfg_path})"
-            )
-        if added and main:  # settings newer than the run (a newer melody_lab): recorded from now on
-            print(f"[resume] {out}: recording settings the run predates: {'; '.join(added[:6])}")
-            atomic_write_text(cfg_path, json.dumps(record, indent=2, sort_keys=True))
-    elif main:
-        atomic_write_text(cfg_path, json.dumps(record, indent=2, sort_keys=True))
+    check_run_record(out, record, write=main)
 
     modules, optimizers = task.modules(), task.optimizers()
     state: dict[str, Any] = {"step": 0}

@@ -14,18 +14,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
 from ..config import Config
+from ..data.splits import Split, load_split
+from ..io import component_record
 from ..semantic.mulan import MULAN_PRESETS, MuLan
-from ..semantic.retrieval import retrieval_metrics
+from ..semantic.retrieval import caption_index, retrieval_metrics
 from ..semantic.rvq import ResidualVQ
 from ..semantic.text_tower import encode_captions
 from . import distributed
-from .loop import run_training
-from .semantic_common import (Split, add_common_args, add_loop_args, load_split, loop_config,
-                              lr_at, set_lr)
+from .loop import LoopConfig, run_training
+from .semantic_common import SemanticStageConfig, add_common_args, add_loop_args, lr_at, set_lr
 
 
 @dataclass
@@ -48,11 +50,14 @@ MULAN_TRAIN_PRESETS = {
 }
 
 
-def caption_index(captions: list[str]) -> tuple[list[str], torch.Tensor]:
-    """Distinct captions (first-seen order) and the index of each clip's caption ``[N]``."""
-    unique = list(dict.fromkeys(captions))
-    lookup = {c: i for i, c in enumerate(unique)}
-    return unique, torch.tensor([lookup[c] for c in captions])
+@dataclass
+class MuLanStageConfig(SemanticStageConfig):
+    """What :func:`train_mulan` trains: the MuLan of size ``preset`` (``MULAN_PRESETS``) with the
+    ``train`` hyper-parameters (None: the preset's, ``MULAN_TRAIN_PRESETS``)."""
+
+    preset: str = "tiny"
+    train: MuLanTrainConfig | None = None
+    TRAIN_PRESETS: ClassVar[dict] = MULAN_TRAIN_PRESETS
 
 
 @torch.no_grad()
@@ -139,23 +144,23 @@ class MuLanTask:
         return rvq
 
 
-def train_mulan(preset: str, data: str | Path, out: str | Path, args=None) -> dict:
-    """Train (or resume) MuLan into ``out``, then fit ``out/rvq``. Returns the final loop state."""
-    from argparse import Namespace
+def train_mulan(config: MuLanStageConfig, data: str | Path, out: str | Path,
+                loop: LoopConfig | None = None) -> dict:
+    """Train (or resume) MuLan into ``out``, then fit ``out/rvq``. Returns the final loop state.
 
-    args = args or Namespace(max_steps=None, max_minutes=None, no_progress=True, seed=0)
+    ``loop``: default ``config.loop()``; its ``seed`` also seeds the model and the RVQ fit."""
+    loop = loop or config.loop()
     distributed.setup(allow_cuda=False)  # this stage trains on CPU ranks (gloo) under torchrun
-    cfg, tcfg = MULAN_PRESETS[preset], MULAN_TRAIN_PRESETS[preset]
-    loop = loop_config(args, tcfg.steps, tcfg.val_every)
-    torch.manual_seed(args.seed)
+    cfg, tcfg = MULAN_PRESETS[config.preset], config.train
+    torch.manual_seed(loop.seed)
     model = MuLan(cfg)
     train = load_split(data, "train", cfg.sample_rate)
     valid = load_split(data, "valid", cfg.sample_rate)
     task = MuLanTask(model, tcfg, train, valid, total_steps=loop.max_steps)
     del train, valid  # the task keeps log-mels only; free the raw audio
-    record = {"model": cfg.to_dict(), "train": tcfg.to_dict(), "preset": preset}
+    record = {"model": component_record(model), "train": tcfg.to_dict(), "preset": config.preset}
     state = run_training(task, out, loop, record)
-    task.fit_rvq(Path(out) / "rvq", seed=args.seed)
+    task.fit_rvq(Path(out) / "rvq", seed=loop.seed)
     return state
 
 
@@ -166,9 +171,3 @@ def register_cli(subparsers) -> None:
         "fitted at the end and written to OUT/rvq. Resumes from the newest checkpoint in --out.")
     add_common_args(parser, list(MULAN_PRESETS))
     add_loop_args(parser)
-    parser.set_defaults(func=lambda a: _report(train_mulan(a.preset, a.data, a.out, a), a.out))
-
-
-def _report(state: dict, out) -> int:
-    print(f"mulan: step {state['step']}, validation {state.get('val', {})}; RVQ in {out}/rvq")
-    return 0

@@ -1,64 +1,20 @@
 """Helpers shared by the semantic-stage trainers (``train/mulan.py``, ``tokenizer.py``, ``lm.py``).
 
-Not a training loop (that is ``loop.py``): data loading against the corpus contract, the common
-command-line arguments, a warm-up + cosine learning-rate schedule, and the run-folder guard.
+Not a training loop (that is ``loop.py``): the common command-line arguments, the loop settings
+of a semantic stage, and a warm-up + cosine learning-rate schedule. The run-folder check is
+``checkpoint.check_run_record``; corpus splits are loaded by :func:`melody_lab.data.splits.load_split`.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
+from typing import ClassVar
 
 import torch
 
+from ..config import Config
 from ..errors import UserError
-from .checkpoint import atomic_write_text
 from .loop import LoopConfig
-
-
-@dataclass
-class Split:
-    """One corpus split in memory: ``audio [N, T]`` float32 plus per-clip captions and attributes.
-
-    ``captions[i]`` is clip i's main caption; ``caption_lists[i]`` all its captions (the corpus
-    writes several per clip, each naming a different random subset of its attributes).
-    """
-
-    audio: torch.Tensor
-    captions: list[str]
-    clip_ids: list[str]
-    attributes: list[dict]
-    sample_rate: int
-    caption_lists: list[list[str]] | None = None
-
-    def __post_init__(self):
-        if self.caption_lists is None:
-            self.caption_lists = [[c] for c in self.captions]
-
-
-def load_split(root: str | Path, split: str, sample_rate: int) -> Split:
-    """Load every clip of ``split`` from a built corpus (``melody_lab.data.ClipDataset``)."""
-    from ..data import ClipDataset
-
-    root = Path(root)
-    if not (root / "metadata.jsonl").is_file():
-        raise UserError(f"{root} is not a built corpus (no metadata.jsonl); "
-                        f"build one with `melody-lab data build`")
-    ds = ClipDataset(root, split)
-    if len(ds) == 0:
-        raise UserError(f"corpus {root} has no clips in split {split!r}")
-    if ds.sample_rate != sample_rate:
-        raise UserError(f"corpus {root} is at {ds.sample_rate} Hz but the model expects "
-                        f"{sample_rate} Hz")
-    audio = ds.load_all_audio().float()
-    items = [ds[i] for i in range(len(ds))]
-    rows = getattr(ds, "rows", None) or [{} for _ in items]
-    captions = [it["caption"] for it in items]
-    lists = [list(row.get("captions") or [c]) for row, c in zip(rows, captions)]
-    lists = [ls if c in ls else [c, *ls] for ls, c in zip(lists, captions)]
-    return Split(audio, captions, [it["clip_id"] for it in items],
-                 [dict(it.get("attributes") or {}) for it in items], ds.sample_rate, lists)
 
 
 def lr_at(step: int, base: float, warmup: int, total: int, floor: float = 0.1) -> float:
@@ -88,23 +44,35 @@ def add_loop_args(parser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
-def loop_config(args, steps: int, val_every: int) -> LoopConfig:
-    return LoopConfig(max_steps=args.max_steps or steps, seed=args.seed, log_every=10,
-                      val_every=val_every, ckpt_every=val_every, max_minutes=args.max_minutes,
-                      progress=not args.no_progress)
+def loop_config(steps: int, val_every: int, seed: int = 0, max_minutes: float | None = None,
+                progress: bool = True) -> LoopConfig:
+    """The loop of a semantic stage: ``steps`` steps, validated and checkpointed every
+    ``val_every`` steps (its train preset's), logged every 10."""
+    return LoopConfig(max_steps=steps, seed=seed, log_every=10, val_every=val_every,
+                      ckpt_every=val_every, max_minutes=max_minutes, progress=progress)
 
 
-def guard_run_folder(out: Path, record: dict) -> bool:
-    """Write ``out/config.json`` on first use; True if it exists with the same record.
+@dataclass
+class SemanticStageConfig(Config):  # G1 reconstruction (see /tmp/glue_G1_notes.md)
+    """A semantic stage's settings: the size ``preset`` and the ``train`` hyper-parameters
+    (None: the preset's, from the subclass's ``TRAIN_PRESETS``). Subclasses declare the two
+    fields (``preset: str``, ``train: <TrainConfig> | None``) and ``TRAIN_PRESETS``."""
 
-    A different record is an error (a run folder is never reused with other settings).
-    """
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "config.json"
-    if path.exists():
-        if json.loads(path.read_text()) != json.loads(json.dumps(record)):
-            raise UserError(f"{out} holds a run with a different configuration; use a new --out "
-                            f"folder or the same settings (see {path})")
-        return True
-    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True))
-    return False
+    TRAIN_PRESETS: ClassVar[dict] = {}
+
+    def __post_init__(self):
+        if self.preset not in self.TRAIN_PRESETS:
+            raise UserError(f"unknown preset {self.preset!r}; choose one of: "
+                            f"{', '.join(self.TRAIN_PRESETS)}")
+        if self.train is None:
+            self.train = self.TRAIN_PRESETS[self.preset]
+
+    @classmethod
+    def for_preset(cls, preset: str):
+        return cls(preset)
+
+    def loop(self, steps: int | None = None, seed: int = 0, max_minutes: float | None = None,
+             progress: bool = True) -> LoopConfig:
+        """``steps`` (None: the train preset's) steps at the train preset's validation cadence."""
+        return loop_config(steps or self.train.steps, self.train.val_every, seed, max_minutes,
+                           progress)

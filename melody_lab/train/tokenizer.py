@@ -7,17 +7,49 @@ like any other run. Re-running on a finished folder with the same settings does 
 """
 from __future__ import annotations
 
+import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from ..config import Config
+from ..data.splits import load_split
 from ..errors import UserError
+from ..io import component_record
 from ..semantic.features import SSL_POOLINGS
 from ..semantic.tokenizer import TOKENIZER_PRESETS, SemanticTokenizer
-from .checkpoint import latest_checkpoint, save_checkpoint
-from .semantic_common import add_common_args, guard_run_folder, load_split
+from .checkpoint import check_run_record, latest_checkpoint, save_checkpoint
+from .loop import LoopConfig
+from .semantic_common import add_common_args
+
+
+@dataclass
+class TokenizerStageConfig(Config):
+    """What :func:`fit_tokenizer` fits: the tokenizer of size ``preset`` (``TOKENIZER_PRESETS``),
+    its frame ``features`` (None: the preset's) and, for ``features="ssl"``, the local SSL model."""
+
+    preset: str = "tiny"
+    features: str | None = None
+    ssl_path: str | None = None
+    ssl_layer: int | None = None  # None: the preset's
+    ssl_pooling: str | None = None  # None: the preset's
+
+    def __post_init__(self):
+        if self.preset not in TOKENIZER_PRESETS:
+            raise UserError(f"unknown tokenizer preset {self.preset!r}; choose one of: "
+                            f"{', '.join(TOKENIZER_PRESETS)}")
+
+    @classmethod
+    def for_preset(cls, preset: str) -> "TokenizerStageConfig":
+        return cls(preset)
+
+    def loop(self, steps: int | None = None, seed: int = 0, max_minutes: float | None = None,
+             progress: bool = True) -> LoopConfig:
+        """k-means has no steps: only the seed of the returned loop settings is used."""
+        return LoopConfig(max_steps=1, seed=seed, max_minutes=max_minutes, progress=progress)
 
 
 def token_usage(tokens: torch.Tensor, vocab: int) -> dict[str, float]:
@@ -29,27 +61,23 @@ def token_usage(tokens: torch.Tensor, vocab: int) -> dict[str, float]:
             "unigram_perplexity": math.exp(entropy)}
 
 
-def fit_tokenizer(preset: str, data: str | Path, out: str | Path, seed: int = 0,
-                  features: str | None = None, ssl_path: str | None = None,
-                  ssl_layer: int | None = None, ssl_pooling: str | None = None) -> dict:
-    """Fit (or find already fitted) the tokenizer of ``preset`` into run folder ``out``.
-
-    ``features="ssl"`` with ``ssl_path`` (a local transformers audio model folder) uses that
-    model's hidden states of ``ssl_layer``, pooled (``ssl_pooling``) to the token rate.
-    """
+def fit_tokenizer(config: TokenizerStageConfig, data: str | Path, out: str | Path,
+                  loop: LoopConfig | None = None) -> dict:
+    """Fit (or find already fitted) the tokenizer of ``config`` into run folder ``out``
+    (k-means seeded with ``loop.seed``; the loop's other settings do not apply)."""
     out = Path(out)
+    preset, seed = config.preset, (loop or config.loop()).seed
     cfg = TOKENIZER_PRESETS[preset]
-    if features:
-        cfg = cfg.replace(features=features, ssl_path=ssl_path)
-    if ssl_layer is not None:
-        cfg = cfg.replace(ssl_layer=ssl_layer)
-    if ssl_pooling is not None:
-        cfg = cfg.replace(ssl_pooling=ssl_pooling)
+    if config.features:
+        cfg = cfg.replace(features=config.features, ssl_path=config.ssl_path)
+    if config.ssl_layer is not None:
+        cfg = cfg.replace(ssl_layer=config.ssl_layer)
+    if config.ssl_pooling is not None:
+        cfg = cfg.replace(ssl_pooling=config.ssl_pooling)
     tokenizer = SemanticTokenizer(cfg)
-    record = {"task": "tokenizer", "model": tokenizer.config.to_dict(), "preset": preset,
+    record = {"task": "tokenizer", "model": component_record(tokenizer), "preset": preset,
               "seed": seed}
-    if guard_run_folder(out, record) and latest_checkpoint(out) is not None:
-        import json
+    if check_run_record(out, record) and latest_checkpoint(out) is not None:
         return json.loads((latest_checkpoint(out) / "state.json").read_text())
     started = time.monotonic()
     train = load_split(data, "train", cfg.sample_rate)
@@ -78,13 +106,3 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--ssl-pooling", choices=list(SSL_POOLINGS), default=None,
                         help="model frames to token frames: mean over each token's span, or the "
                         "frame at its centre (default: mean)")
-
-    def run(args) -> int:
-        if (args.ssl_path or args.ssl_layer is not None or args.ssl_pooling) and args.features != "ssl":
-            raise UserError("--ssl-path, --ssl-layer and --ssl-pooling need --features ssl")
-        state = fit_tokenizer(args.preset, args.data, args.out, args.seed, args.features,
-                              args.ssl_path, args.ssl_layer, args.ssl_pooling)
-        print(f"tokenizer: fitted in {args.out}; validation usage {state.get('valid')}")
-        return 0
-
-    parser.set_defaults(func=run)
