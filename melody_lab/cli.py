@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"melody-lab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):  # helpers such as _args (argument types), not commands
+            continue
         importlib.import_module(f"{commands.__name__}.{info.name}").register(sub)
     return parser
 
@@ -37,7 +39,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from .train.loop import NonFiniteLossError
 
     return (UserError, ConfigError, UnknownNameError, CheckpointError, NonFiniteLossError,
-            FileNotFoundError, NotADirectoryError, PermissionError)
+            OSError)  # the environment (a missing file, no permission, a full disk, …)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,7 @@ from .audio import resample
 from .config import Config
 from .diffusion import chunk_bounds, continue_latent, get_schedule, sample
 from .errors import UserError
+from .validation import check_audio_shape, check_guidance, check_prompts, check_seed, check_text
 
 
 @dataclass
@@ -89,10 +90,12 @@ class MeLoDy:
         verify_manifest(folder)
         config = MeLoDyConfig.from_dict(
             __import__("json").loads((folder / "melody.json").read_text())["config"])
-        return cls(load_codec(folder / "codec"), load_denoiser(folder / "denoiser"),
-                   MuLan.from_pretrained(folder / "mulan"), ResidualVQ.from_pretrained(folder / "rvq"),
-                   SemanticTokenizer.from_pretrained(folder / "tokenizer"),
-                   SemanticLM.from_pretrained(folder / "lm"), config)
+        model = cls(load_codec(folder / "codec"), load_denoiser(folder / "denoiser"),
+                    MuLan.from_pretrained(folder / "mulan"), ResidualVQ.from_pretrained(folder / "rvq"),
+                    SemanticTokenizer.from_pretrained(folder / "tokenizer"),
+                    SemanticLM.from_pretrained(folder / "lm"), config)
+        model.bundle_dir = folder  # where it came from (recorded in the CLI's sidecars)
+        return model
 
     def save_pretrained(self, folder: str | Path, half: bool = True) -> Path:
         """Write a bundle (fp16 weights when ``half``) with a SHA-256 manifest."""
@@ -124,6 +127,8 @@ class MeLoDy:
     def _check_duration(self, seconds: float, what: str = "duration") -> None:
         if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
             raise UserError(f"{what} must be a positive number of seconds, got {seconds!r}")
+        if round(seconds * self.sample_rate) < 1:
+            raise UserError(f"{what} {seconds!r} s is shorter than one sample at {self.sample_rate} Hz")
         if seconds > self.config.max_duration_seconds:
             raise UserError(f"{what} {seconds} s is longer than the maximum "
                             f"{self.config.max_duration_seconds} s")
@@ -197,10 +202,7 @@ class MeLoDy:
     def generate(self, prompts: list[str], duration_s: float = 10.0, steps: int | None = None,
                  schedule: str | None = None, guidance: float | None = None, seed: int = 0) -> torch.Tensor:
         """Text prompts → audio ``[B, round(duration_s · sample_rate)]`` float32 in [-1, 1]."""
-        if isinstance(prompts, str):
-            prompts = [prompts]
-        if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
-            raise UserError("every prompt must be a non-empty text")
+        prompts, seed, guidance = check_prompts(prompts), check_seed(seed), check_guidance(guidance)
         self._check_duration(duration_s)
         self.last_timings = {}
         embedding = self._timed("mulan", self.mulan.embed_text, list(prompts))
@@ -211,10 +213,7 @@ class MeLoDy:
         """Stage 1 alone: text prompts → the LM's semantic tokens ``[B, N]`` (long, 25 per second
         for the tiny model), the plan that :meth:`generate` renders for the same prompts, duration
         and seed."""
-        if isinstance(prompts, str):
-            prompts = [prompts]
-        if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
-            raise UserError("every prompt must be a non-empty text")
+        prompts, seed = check_prompts(prompts), check_seed(seed)
         self._check_duration(duration_s)
         num_frames = max(1, math.ceil(round(duration_s * self.sample_rate) / self.codec.hop_length))
         num_tokens = max(1, math.ceil(num_frames * self.token_rate / self.frame_rate))
@@ -225,6 +224,7 @@ class MeLoDy:
                             steps: int | None = None, schedule: str | None = None,
                             guidance: float | None = None, seed: int = 0) -> torch.Tensor:
         """Music prompting: a reference clip ``[T]`` or ``[B, T]`` goes through MuLan's audio tower."""
+        seed, guidance = check_seed(seed), check_guidance(guidance)
         self._check_duration(duration_s)
         self.last_timings = {}
         audio = self._as_batch(prompt_audio, sample_rate)
@@ -248,6 +248,8 @@ class MeLoDy:
                        steps: int | None = None, schedule: str | None = None,
                        guidance: float | None = None, seed: int = 0) -> torch.Tensor:
         """Append ``extra_s`` seconds; the input comes back sample for sample at the start."""
+        seed, guidance = check_seed(seed), check_guidance(guidance)
+        prompt = prompt if prompt is None else check_text(prompt)
         self._check_duration(extra_s, "extra_s")
         self.last_timings = {}
         known = self._as_batch(audio, sample_rate)
@@ -271,6 +273,8 @@ class MeLoDy:
                 prompt: str | None = None, steps: int | None = None, schedule: str | None = None,
                 guidance: float | None = None, seed: int = 0) -> torch.Tensor:
         """Regenerate ``[start_s, end_s)``; everything else comes back sample for sample."""
+        seed, guidance = check_seed(seed), check_guidance(guidance)
+        prompt = prompt if prompt is None else check_text(prompt)
         from .diffusion import inpaint as inpaint_latent
 
         known = self._as_batch(audio, sample_rate)
@@ -339,6 +343,7 @@ class MeLoDy:
         """``[T]`` or ``[B, T]`` audio at ``sample_rate`` → ``[B, T']`` at the codec's rate."""
         audio = audio.detach().cpu().float() if torch.is_tensor(audio) else torch.from_numpy(
             np.asarray(audio, dtype=np.float32))
+        check_audio_shape(tuple(audio.shape))
         if audio.dim() == 1:
             audio = audio[None]
         if audio.dim() != 2 or audio.shape[1] == 0:
