@@ -44,7 +44,10 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a bad value (2: argparse printed the line)
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USER_ERROR
     try:
         result = args.func(args)
     except _expected_errors() as err:

@@ -189,6 +189,7 @@ def train_codec(codec_name: str, preset: str, data: str | Path, out: str | Path,
     run — with ``freeze_encoder=True`` this continues training the decoder alone.
     """
     distributed.setup(allow_cuda=False)  # this stage trains on CPU ranks (gloo) under torchrun
+    torch.manual_seed(loop.seed)  # the initial weights (codec and discriminator) follow the seed
     codec = build_codec(codec_name, preset)
     cfg = train_config(preset, **train_overrides)
     task = CodecTask(codec, cfg, load_split_audio(data, "train", codec.sample_rate),
