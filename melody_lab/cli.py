@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         result = args.func(args)
     except _expected_errors() as err:
         message = str(err) or type(err).__name__
+        # a path or prompt from a non-UTF-8 argv holds lone surrogates: print them escaped
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
         print(f"melody-lab: error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:

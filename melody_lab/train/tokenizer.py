@@ -37,11 +37,13 @@ def fit_tokenizer(preset: str, data: str | Path, out: str | Path, seed: int = 0,
     tokenizer = SemanticTokenizer(cfg)
     record = {"task": "tokenizer", "model": tokenizer.config.to_dict(), "preset": preset,
               "seed": seed}
-    if guard_run_folder(out, record) and latest_checkpoint(out) is not None:
+    if (out / "config.json").exists() and guard_run_folder(out, record) \
+            and latest_checkpoint(out) is not None:
         import json
         return json.loads((latest_checkpoint(out) / "state.json").read_text())
     started = time.monotonic()
-    train = load_split(data, "train", cfg.sample_rate)
+    train = load_split(data, "train", cfg.sample_rate)  # a bad corpus fails before OUT is written
+    guard_run_folder(out, record)
     tokenizer.fit(train.audio, seed=seed)
     valid = load_split(data, "valid", cfg.sample_rate)
     usage = token_usage(tokenizer.tokenize(valid.audio), cfg.vocab_size)
