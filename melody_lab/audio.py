@@ -47,7 +47,7 @@ def load_audio(path: str | Path, sample_rate: int | None = None, mono: bool = Tr
     if not path.is_file():
         raise AudioFileError(f"audio file not found: {path}")
     try:
-        audio, sr = sf.read(str(path), dtype="float32", always_2d=False)
+        audio, sr = sf.read(os.fsencode(path), dtype="float32", always_2d=False)  # bytes: any file name
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
         raise AudioFileError(f"cannot read audio file {path}: {err}") from err
     if audio.size == 0:
@@ -83,7 +83,7 @@ def save_audio(path: str | Path, audio: np.ndarray | torch.Tensor, sample_rate: 
     # a unique temporary name: two writers of one path never rename each other's file away
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
     try:
-        sf.write(str(tmp), audio, sample_rate, format=fmt, subtype=subtype)
+        sf.write(os.fsencode(tmp), audio, sample_rate, format=fmt, subtype=subtype)
         tmp.replace(path)
     except (OSError, sf.LibsndfileError) as err:
         raise UserError(f"cannot write {path}: {err}") from err

@@ -162,3 +162,11 @@ def test_over_long_input_is_refused_before_reading(command, tmp_path, capsys, no
     extra = ["--seconds", "1"] if command == "continue" else ["--start", "1", "--end", "2"]
     _fails(capsys, [command, str(long), *extra, "--out", str(tmp_path / "o.wav")],
            "the limit is 120 s", tmp_path)
+
+
+def test_file_names_that_are_not_utf8(tmp_path):
+    from melody_lab.audio import load_audio, save_audio
+
+    path = tmp_path / os.fsdecode(b"caf\xe9.wav")  # a Latin-1 name on a UTF-8 system
+    save_audio(path, np.full(800, 0.1, np.float32), 16000)
+    assert load_audio(path)[0].shape == (800,)

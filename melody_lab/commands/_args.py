@@ -137,7 +137,7 @@ def input_audio(text: str) -> Path:
 
     path = existing_file(text)
     try:
-        info = sf.info(str(path))
+        info = sf.info(os.fsencode(path))
     except Exception as err:  # libsndfile's error types vary by version  # noqa: BLE001
         raise argparse.ArgumentTypeError(f"cannot read audio file {_printable(text)}: "
                                          f"{str(err).splitlines()[0][:120]}") from None
