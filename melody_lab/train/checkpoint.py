@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 

@@ -113,10 +113,10 @@ def _drop_log_rows_after(path: Path, step: int) -> None:
     kept = []
     for line in lines:
         try:
-            row_step = json.loads(line).get("step", 0)
-        except (json.JSONDecodeError, AttributeError):
+            later = json.loads(line).get("step", 0) > step
+        except (json.JSONDecodeError, AttributeError, TypeError):
             continue  # a line cut short by a kill
-        if row_step <= step:
+        if not later:
             kept.append(line if line.endswith("\n") else line + "\n")
     if kept != lines:
         atomic_write_text(path, "".join(kept))
