@@ -343,7 +343,7 @@ class MeLoDy:
         """``[T]`` or ``[B, T]`` audio at ``sample_rate`` → ``[B, T']`` at the codec's rate."""
         audio = audio.detach().cpu().float() if torch.is_tensor(audio) else torch.from_numpy(
             np.asarray(audio, dtype=np.float32))
-        check_audio_shape(tuple(audio.shape))
+        check_audio_shape(tuple(audio.shape), sample_rate, self.config.max_duration_seconds)
         if audio.dim() == 1:
             audio = audio[None]
         if audio.dim() != 2 or audio.shape[1] == 0:

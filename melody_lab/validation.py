@@ -10,8 +10,9 @@ Limits (also in README, "Command line"):
   that is not UTF-8 is refused);
 - a seed: an integer in ``[0, MAX_SEED]`` (``2**63 - 1``), not a float or a bool;
 - guidance: a finite number in ``GUIDANCE_RANGE`` (``[0, 50]``);
-- audio arrays: ``[T]`` or ``[B, T]`` float samples; a ``[T, C]`` array (soundfile's channels-last
-  layout) is refused with a hint to mix it to mono.
+- audio arrays: ``[T]`` or ``[B, T]`` float samples, at most the pipeline's
+  ``max_duration_seconds`` (600 s) long; a ``[T, C]`` array (soundfile's channels-last layout) is
+  refused with a hint to mix it to mono.
 """
 from __future__ import annotations
 
@@ -70,8 +71,13 @@ def check_guidance(guidance) -> float | None:
     return float(guidance)
 
 
-def check_audio_shape(shape: tuple[int, ...]) -> None:
-    """Refuse the channels-last ``[T, C]`` layout (it would be read as C clips of T samples)."""
+def check_audio_shape(shape: tuple[int, ...], sample_rate=None, max_seconds: float | None = None) -> None:
+    """Refuse the channels-last ``[T, C]`` layout (it would be read as C clips of T samples) and,
+    given ``sample_rate`` and ``max_seconds``, audio longer than ``max_seconds``."""
     if len(shape) == 2 and shape[1] <= MAX_CHANNELS < shape[0]:
         raise UserError(f"audio of shape {tuple(shape)} looks like [T, C] (samples × channels); "
                         f"pass [T] or [B, T] — mix to mono first, e.g. audio.mean(axis=1)")
+    if max_seconds is not None and isinstance(sample_rate, int) and sample_rate > 0 and shape \
+            and shape[-1] / sample_rate > max_seconds:
+        raise UserError(f"the input audio is {shape[-1] / sample_rate:.1f} s long; the limit is "
+                        f"{max_seconds:g} s (max_duration_seconds)")

@@ -151,6 +151,8 @@ def test_api_minor_checks(micro):
                  lambda: micro.generate_from_audio(stereo, 16000, 0.5, steps=1)):
         with pytest.raises(UserError, match=r"looks like \[T, C\]"):
             call()
+    with pytest.raises(UserError, match="the limit is 600 s"):  # refused before any work
+        micro.continue_audio(np.zeros(8000 * 601, np.float32), 8000, 0.5, steps=1)
     with pytest.raises(UserError, match="limit is 1,000"):
         micro.generate(["x" * 10_000], 0.5, steps=1)
 
