@@ -43,6 +43,9 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a path from a non-UTF-8 argv holds lone
+        if hasattr(stream, "reconfigure"):   # surrogates: print them escaped, never crash
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -52,8 +55,6 @@ def main(argv: list[str] | None = None) -> int:
         result = args.func(args)
     except _expected_errors() as err:
         message = str(err) or type(err).__name__
-        # a path or prompt from a non-UTF-8 argv holds lone surrogates: print them escaped
-        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
         print(f"melody-lab: error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:

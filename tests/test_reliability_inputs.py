@@ -172,3 +172,14 @@ def test_file_names_that_are_not_utf8(tmp_path):
     path = tmp_path / os.fsdecode(b"caf\xe9.wav")  # a Latin-1 name on a UTF-8 system
     save_audio(path, np.full(800, 0.1, np.float32), 16000)
     assert load_audio(path)[0].shape == (800,)
+
+
+def test_output_names_that_are_not_utf8_are_printed_escaped(tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    t = np.arange(16000) / 16000
+    sf.write(src / "a.wav", (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32), 16000)
+    (src / "captions.csv").write_text("path,caption\na.wav,a tone\n")
+    out = tmp_path / os.fsdecode(b"corpus\xff")
+    assert _run(["data", "import", str(src), "--quiet", "--clip-seconds", "1", "--out", str(out)]) == 0
+    assert "corpus\\udcff" in capsys.readouterr().out and (out / "metadata.jsonl").is_file()
