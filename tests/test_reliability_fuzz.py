@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from melody_lab.cli import build_parser, main
 from melody_lab.debug import build_debug_pipeline
 
-# CI: 30 fixed examples per command; MELODY_LAB_FUZZ_EXAMPLES=500 explores new random ones
-EXAMPLES = int(os.environ.get("MELODY_LAB_FUZZ_EXAMPLES", "30"))
+# CI: 25 fixed examples per command; MELODY_LAB_FUZZ_EXAMPLES=500 explores new random ones
+EXAMPLES = int(os.environ.get("MELODY_LAB_FUZZ_EXAMPLES", "25"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
                     derandomize="MELODY_LAB_FUZZ_EXAMPLES" not in os.environ,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
