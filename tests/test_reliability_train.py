@@ -147,3 +147,13 @@ def test_loop_config_is_checked_before_anything_is_written(change, tmp_path):
     with pytest.raises(ConfigError):
         run_training(_Toy(), tmp_path / "run", LoopConfig(progress=False).replace(**change))
     assert not (tmp_path / "run").exists()
+
+
+def test_api_max_steps_zero_is_refused_not_replaced_by_the_preset(micro_corpus, tmp_path):
+    from argparse import Namespace
+
+    from melody_lab.train.mulan import train_mulan
+
+    with pytest.raises(ConfigError, match="max_steps must be an integer >= 1"):
+        train_mulan("micro", micro_corpus, tmp_path / "run",
+                    Namespace(max_steps=0, max_minutes=None, no_progress=True, seed=0))

@@ -170,7 +170,8 @@ def prompts_file(text: str) -> list[str]:
     path = utf8_text_file(text)
     lines = path.read_text(encoding="utf-8").splitlines()
     if not lines:
-        raise argparse.ArgumentTypeError(f"prompts file {_printable(text)} is empty: write one prompt per line")
+        raise argparse.ArgumentTypeError(f"prompts file {_printable(text)} is empty: "
+                                         f"write one prompt per line")
     if len(lines) > MAX_PROMPT_LINES:
         raise argparse.ArgumentTypeError(f"prompts file {_printable(text)} has {len(lines):,} lines; "
                                          f"the limit is {MAX_PROMPT_LINES:,}")

@@ -14,7 +14,7 @@ import torch
 
 from ..errors import UserError
 from .checkpoint import atomic_write_text
-from .loop import LoopConfig
+from .loop import LoopConfig, check_loop_config
 
 
 @dataclass
@@ -89,9 +89,12 @@ def add_loop_args(parser) -> None:
 
 
 def loop_config(args, steps: int, val_every: int) -> LoopConfig:
-    return LoopConfig(max_steps=args.max_steps or steps, seed=args.seed, log_every=10,
+    steps = steps if args.max_steps is None else args.max_steps  # 0 is refused, not the preset's
+    loop = LoopConfig(max_steps=steps, seed=args.seed, log_every=10,
                       val_every=val_every, ckpt_every=val_every, max_minutes=args.max_minutes,
                       progress=not args.no_progress)
+    check_loop_config(loop)  # before the stage loads its data or builds its model
+    return loop
 
 
 def guard_run_folder(out: Path, record: dict) -> bool:
