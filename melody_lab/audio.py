@@ -6,6 +6,8 @@ is ``[B, T]``; sample rates are in Hz.
 from __future__ import annotations
 
 import math
+import os
+import uuid
 from functools import lru_cache
 from pathlib import Path
 
@@ -45,7 +47,7 @@ def load_audio(path: str | Path, sample_rate: int | None = None, mono: bool = Tr
     if not path.is_file():
         raise AudioFileError(f"audio file not found: {path}")
     try:
-        audio, sr = sf.read(str(path), dtype="float32", always_2d=False)
+        audio, sr = sf.read(os.fsencode(path), dtype="float32", always_2d=False)  # bytes: any file name
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
         raise AudioFileError(f"cannot read audio file {path}: {err}") from err
     if audio.size == 0:
@@ -64,7 +66,9 @@ def save_audio(path: str | Path, audio: np.ndarray | torch.Tensor, sample_rate: 
                subtype: str | None = None) -> Path:
     """Write ``[T]`` audio (clipped to [-1, 1]); format from the suffix (.wav, .flac, .ogg).
 
-    Written to a temporary name and renamed, so a crash never leaves a half-written file.
+    Written to a unique temporary name and renamed, so a crash never leaves a half-written file
+    and concurrent writers of one path never collide (the last rename wins). A failed write
+    (a folder in the way, no permission, disk full) is a :class:`UserError`.
     """
     path = Path(path)
     if torch.is_tensor(audio):
@@ -75,10 +79,16 @@ def save_audio(path: str | Path, audio: np.ndarray | torch.Tensor, sample_rate: 
         raise UserError(f"cannot write {path}: use a .wav, .flac or .ogg file name")
     if subtype is None:
         subtype = {"WAV": "PCM_16", "FLAC": "PCM_16", "OGG": "VORBIS"}[fmt]
-    tmp = path.with_name(f".{path.name}.partial")
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(tmp), audio, sample_rate, format=fmt, subtype=subtype)
-    tmp.replace(path)
+    # a unique temporary name: two writers of one path never rename each other's file away
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        sf.write(os.fsencode(tmp), audio, sample_rate, format=fmt, subtype=subtype)
+        tmp.replace(path)
+    except (OSError, sf.LibsndfileError) as err:
+        raise UserError(f"cannot write {path}: {err}") from err
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"melody-lab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):  # helpers such as _args (argument types), not commands
+            continue
         importlib.import_module(f"{commands.__name__}.{info.name}").register(sub)
     return parser
 
@@ -37,12 +39,18 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from .train.loop import NonFiniteLossError
 
     return (UserError, ConfigError, UnknownNameError, CheckpointError, NonFiniteLossError,
-            FileNotFoundError, NotADirectoryError, PermissionError)
+            OSError)  # the environment (a missing file, no permission, a full disk, …)
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a path from a non-UTF-8 argv holds lone
+        if hasattr(stream, "reconfigure"):   # surrogates: print them escaped, never crash
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a bad value (2: argparse printed the line)
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USER_ERROR
     try:
         result = args.func(args)
     except _expected_errors() as err:

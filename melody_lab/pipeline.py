@@ -25,12 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from .audio import as_batch, resample_batch, splice
 from .config import Config
 from .diffusion import chunk_bounds, continue_latent, get_schedule, sample
 from .errors import UserError
+from .validation import check_audio_shape, check_guidance, check_prompts, check_seed, check_text
 
 #: the longest audio one call makes or adds (seconds); the CLI's bound too
 MAX_DURATION_SECONDS = 600.0
@@ -203,7 +205,9 @@ class MeLoDy:
             config = MeLoDyConfig.from_dict(meta["config"])
         except ConfigError as err:
             raise BundleError(f"{folder / 'melody.json'}: {err}") from None
-        return cls(**modules, config=config)
+        model = cls(**modules, config=config)
+        model.bundle_dir = folder  # where it came from (recorded in the CLI's sidecars)
+        return model
 
     def save_pretrained(self, folder: str | Path, half: bool = True) -> Path:
         """Write a bundle with a SHA-256 manifest, atomically: one export folder per component
@@ -218,6 +222,8 @@ class MeLoDy:
     def _check_duration(self, seconds: float, what: str = "duration") -> None:
         if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
             raise UserError(f"{what} must be a positive number of seconds, got {seconds!r}")
+        if round(seconds * self.sample_rate) < 1:
+            raise UserError(f"{what} {seconds!r} s is shorter than one sample at {self.sample_rate} Hz")
         if seconds > self.config.max_duration_seconds:
             raise UserError(f"{what} {seconds} s is longer than the maximum "
                             f"{self.config.max_duration_seconds} s")
@@ -315,7 +321,7 @@ class MeLoDy:
                  schedule: str | None = None, guidance: float | None = None, seed: int = 0,
                  callback: ProgressCallback | None = None, progress: bool = False) -> torch.Tensor:
         """Text prompts → audio ``[B, round(duration_s · sample_rate)]`` float32 in [-1, 1]."""
-        prompts = _check_prompts(prompts)
+        prompts, seed, guidance = check_prompts(prompts), check_seed(seed), check_guidance(guidance)
         self._check_duration(duration_s)
         return self._from_embedding(prompts, None, duration_s, steps, schedule, guidance, seed,
                                     callback, progress)
@@ -325,7 +331,7 @@ class MeLoDy:
         """Stage 1 alone: text prompts → the LM's semantic tokens ``[B, N]`` (long, 25 per second
         for the tiny model), the plan that :meth:`generate` renders for the same prompts, duration
         and seed."""
-        prompts = _check_prompts(prompts)
+        prompts, seed = check_prompts(prompts), check_seed(seed)
         self._check_duration(duration_s)
         num_tokens = self.time_grid.tokens(self.time_grid.frames(self.time_grid.samples(duration_s)))
         return self._plan(self.mulan.embed_text(prompts), num_tokens, seed)
@@ -337,8 +343,9 @@ class MeLoDy:
                             callback: ProgressCallback | None = None,
                             progress: bool = False) -> torch.Tensor:
         """Music prompting: a reference clip ``[T]`` or ``[B, T]`` goes through MuLan's audio tower."""
+        seed, guidance = check_seed(seed), check_guidance(guidance)
         self._check_duration(duration_s)
-        audio = as_batch(prompt_audio, sample_rate, self.sample_rate).to(self.device)
+        audio = self._input_audio(prompt_audio, sample_rate)
         return self._from_embedding(None, audio, duration_s, steps, schedule, guidance, seed,
                                     callback, progress)
 
@@ -360,8 +367,9 @@ class MeLoDy:
                        callback: ProgressCallback | None = None,
                        progress: bool = False) -> torch.Tensor:
         """Append ``extra_s`` seconds; the input comes back sample for sample at the start."""
+        seed, guidance = check_seed(seed), check_guidance(guidance)
         self._check_duration(extra_s, "extra_s")
-        known = as_batch(audio, sample_rate, self.sample_rate).to(self.device)
+        known = self._input_audio(audio, sample_rate)
         prompts = _check_prompt(prompt, len(known))
         total_samples = known.shape[1] + self.time_grid.samples(extra_s)
         total_frames = self.time_grid.frames(total_samples)
@@ -385,9 +393,10 @@ class MeLoDy:
                 guidance: float | None = None, seed: int = 0,
                 callback: ProgressCallback | None = None, progress: bool = False) -> torch.Tensor:
         """Regenerate ``[start_s, end_s)``; everything else comes back sample for sample."""
+        seed, guidance = check_seed(seed), check_guidance(guidance)
         from .diffusion import inpaint as inpaint_latent
 
-        known = as_batch(audio, sample_rate, self.sample_rate).to(self.device)
+        known = self._input_audio(audio, sample_rate)
         seconds = known.shape[1] / self.sample_rate
         if not (0 <= start_s < end_s <= seconds + 1e-9):
             raise UserError(f"the edit range [{start_s}, {end_s}) s must lie inside the audio "
@@ -423,6 +432,13 @@ class MeLoDy:
         """Cross-fade length in samples where spliced audio meets the original."""
         return round(self.config.crossfade_seconds * self.sample_rate)
 
+    def _input_audio(self, audio, sample_rate: int) -> torch.Tensor:
+        """Checked ``[T]`` / ``[B, T]`` input audio → ``[B, T']`` at the codec's rate, on the device
+        (a ``[T, C]`` array or one longer than ``max_duration_seconds`` is refused first)."""
+        shape = tuple(audio.shape) if hasattr(audio, "shape") else tuple(np.shape(audio))
+        check_audio_shape(shape, sample_rate, self.config.max_duration_seconds)
+        return as_batch(audio, sample_rate, self.sample_rate).to(self.device)
+
     def _finish(self, audio: torch.Tensor, duration_s: float) -> torch.Tensor:
         self.last_timings["total"] = sum(self.last_timings.values())
         self.last_timings["audio_seconds"] = float(duration_s) * len(audio)
@@ -431,18 +447,6 @@ class MeLoDy:
         return audio.clamp(-1, 1).float().cpu()
 
 
-def _check_prompts(prompts) -> list[str]:
-    if isinstance(prompts, str):
-        prompts = [prompts]
-    if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
-        raise UserError("every prompt must be a non-empty text")
-    return list(prompts)
-
-
 def _check_prompt(prompt: str | None, batch: int) -> list[str] | None:
     """The optional text prompt of an edit, repeated for the batch (None: prompt with the audio)."""
-    if prompt is None:
-        return None
-    if not prompt.strip():
-        raise UserError("the prompt must be a non-empty text (or omitted)")
-    return [prompt] * batch
+    return None if prompt is None else [check_text(prompt)] * batch

@@ -63,8 +63,8 @@ def test_generate_writes_a_file(bundle, tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, match", [
     (["generate", "   ", "--duration", "1"], "prompt is empty"),
-    (["generate", "a reel", "--duration", "0"], "must lie in (0, 600]"),
-    (["generate", "a reel", "--duration", "1e9"], "must lie in (0, 600]"),
+    (["generate", "a reel", "--duration", "0"], "must lie in [0.01, 600]"),
+    (["generate", "a reel", "--duration", "1e9"], "must lie in [0.01, 600]"),
     (["generate", "a reel", "--steps", "0"], "steps must lie in [1, 1000]"),
     (["generate", "a reel", "--schedule", "cosine"], "invalid choice"),
     (["generate", "a reel", "--bundle", "/nonexistent/bundle"], "no bundle"),

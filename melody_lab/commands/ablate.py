@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from . import _args
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -11,12 +13,13 @@ def register(subparsers) -> None:
         "what each configuration needs, generate from a fixed prompt set and write one row per "
         "configuration to OUT/results.csv (+ results.json, plots, summary.md). Re-running the same "
         "command resumes: finished rows are kept and never recomputed. See docs/ablations.md.")
-    p.add_argument("grid", type=Path, help="grid file, e.g. ablations/schedules.yaml")
-    p.add_argument("--out", required=True, type=Path, help="output folder (resumed if it exists)")
+    p.add_argument("grid", type=_args.utf8_text_file, help="grid file, e.g. ablations/schedules.yaml")
+    p.add_argument("--out", required=True, type=_args.out_folder,
+                   help="output folder (resumed if it exists)")
     p.add_argument("--quick", action="store_true", help="apply the grid's quick: section (smoke run)")
     p.add_argument("--corpus", type=Path, default=None,
                    help="an already built corpus to use instead of the grid's data section")
-    p.add_argument("--runs", type=Path, default=None,
+    p.add_argument("--runs", type=_args.out_folder, default=None,
                    help="folder for trained stages (default OUT/runs); grids may share one")
     p.add_argument("--train-only", action="store_true",
                    help="only train what the unfinished configurations need, then stop")

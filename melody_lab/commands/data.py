@@ -6,6 +6,7 @@ import time
 from collections import Counter
 
 from ..errors import UserError
+from . import _args
 
 
 def register(subparsers) -> None:
@@ -28,7 +29,8 @@ def register(subparsers) -> None:
                        "paper: 10-s clips at 24 kHz (the paper's operating point); "
                        "evalclap: ~1,240 clips of 5 s from works disjoint from tiny's (same seed), "
                        "for the evaluation CLAP")
-    build.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    build.add_argument("--out", required=True, metavar="DIR", type=_args.out_folder,
+                       help="output folder (created if missing)")
     build.add_argument("--soundfont", metavar="PATH", default=None,
                        help="General-MIDI .sf2 file to render with; default: $MELODY_LAB_SOUNDFONT or "
                        "the first of /usr/share/sounds/sf2/{FluidR3_GM,TimGM6mb,default-GM}.sf2 that "
@@ -36,9 +38,9 @@ def register(subparsers) -> None:
     build.add_argument("--renderer", choices=["auto", "soundfont", "builtin"], default="auto",
                        help="auto: soundfont when one is given or found, else built-in; soundfont: "
                        "fail if none is found; builtin: always the built-in synthesiser")
-    build.add_argument("--seed", type=int, default=0,
+    build.add_argument("--seed", type=_args.seed, default=0,
                        help="seed for work selection, splits, instruments, tempi and captions")
-    build.add_argument("--workers", type=int, default=1,
+    build.add_argument("--workers", type=_args.positive_int("workers", 256), default=1,
                        help="parallel worker processes (the output does not depend on it)")
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     build.set_defaults(func=run_build)
@@ -51,12 +53,15 @@ def register(subparsers) -> None:
         "them, and write a corpus that every `melody-lab train` command reads. Splits are by source "
         "file. (`train all --data FOLDER` does this by itself when FOLDER has captions.csv/jsonl.)")
     imp.add_argument("folder", help="folder with the audio files")
-    imp.add_argument("--captions", default=None,
+    imp.add_argument("--captions", default=None, type=_args.existing_file,
                      help="captions table (default: FOLDER/captions.csv or captions.jsonl)")
-    imp.add_argument("--out", required=True, metavar="DIR", help="corpus folder to write")
-    imp.add_argument("--sample-rate", type=int, default=16000, help="clip sample rate in Hz")
-    imp.add_argument("--clip-seconds", type=float, default=5.0, help="clip length in seconds")
-    imp.add_argument("--seed", type=int, default=0, help="seed of the split assignment")
+    imp.add_argument("--out", required=True, metavar="DIR", type=_args.out_folder,
+                     help="corpus folder to write")
+    imp.add_argument("--sample-rate", type=_args.bounded(int, 1000, 192000, "sample-rate"),
+                     default=16000, help="clip sample rate in Hz (1000 to 192000)")
+    imp.add_argument("--clip-seconds", type=_args.bounded(float, 0.1, 600, "clip-seconds"),
+                     default=5.0, help="clip length in seconds (0.1 to 600)")
+    imp.add_argument("--seed", type=_args.seed, default=0, help="seed of the split assignment")
     imp.add_argument("--quiet", action="store_true", help="no progress bar")
     imp.set_defaults(func=run_import)
 
@@ -64,8 +69,6 @@ def register(subparsers) -> None:
 def run_import(args: argparse.Namespace) -> int:
     from ..data.folder import find_captions_table, import_audio_folder
 
-    if args.sample_rate <= 0 or not args.clip_seconds > 0:
-        raise UserError("--sample-rate and --clip-seconds must be positive")
     table = args.captions or find_captions_table(args.folder)
     out = import_audio_folder(args.folder, table, args.out, args.sample_rate, args.clip_seconds,
                               args.seed, progress=not args.quiet)
@@ -77,8 +80,6 @@ def run_build(args: argparse.Namespace) -> int:
     from ..data.build import build_corpus
     from ..data.presets import get_preset
 
-    if args.workers < 1:
-        raise UserError("--workers must be at least 1")
     if args.renderer == "builtin" and args.soundfont:
         raise UserError("--soundfont and --renderer builtin contradict each other; drop one")
     config = get_preset(args.preset)

@@ -182,6 +182,8 @@ def _run_job(job: tuple[Work, str, int]) -> str:
 def build_corpus(out: str | Path, config: CorpusConfig, seed: int = 0, soundfont: str | None = None,
                  renderer: str = "auto", workers: int = 1, progress: bool = True) -> dict:
     """Build (or finish building) a corpus in ``out``; returns the ``corpus.json`` record."""
+    if not str(out).strip():  # Path("") is the current folder: never build there by accident
+        raise UserError("the corpus folder (--out) is empty; name a folder, e.g. --out data/tiny")
     out = Path(out)
     engine = make_renderer(soundfont, renderer, config.render_rate,
                            announce=lambda msg: print(msg, file=sys.stderr))

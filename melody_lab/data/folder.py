@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -24,6 +25,7 @@ from ..errors import UserError
 from .checks import rejection_reason
 
 TABLE_NAMES = ("captions.csv", "captions.jsonl", "metadata.csv")
+MAX_CLIP_SAMPLES = 600 * 48000  # 600 s at 48 kHz: 115 MB of float32 per clip
 
 
 def find_captions_table(folder: str | Path) -> Path:
@@ -41,13 +43,29 @@ def find_captions_table(folder: str | Path) -> Path:
 def read_captions_table(table: str | Path) -> list[dict[str, str]]:
     """Rows ``{"path": absolute path, "caption": text}``; a clear error for missing columns."""
     table = Path(table)
+    if not table.is_file():
+        raise UserError(f"captions table {table} is not a file")
+    try:
+        text = table.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"captions table {table} is not UTF-8 text (byte {err.start}: "
+                        f"{err.reason}); save it as UTF-8") from None
     if table.suffix == ".jsonl":
-        rows = [json.loads(line) for line in table.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = []
+        for i, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise UserError(f"{table}: line {i} is not JSON ({err.msg})") from None
     else:
-        with table.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
+        try:
+            rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        except csv.Error as err:
+            raise UserError(f"{table}: not a readable CSV table ({err})") from None
     for i, row in enumerate(rows, start=1):
-        if not row.get("path") or not str(row.get("caption", "")).strip():
+        if not isinstance(row, dict) or not row.get("path") or not isinstance(row["path"], str) \
+                or not str(row.get("caption", "")).strip():
             raise UserError(f"{table}: row {i} needs a non-empty 'path' and 'caption'")
     return [{"path": str((table.parent / row["path"]).resolve()), "caption": str(row["caption"]).strip()}
             for row in rows]
@@ -64,9 +82,25 @@ def import_audio_folder(folder: str | Path, table: str | Path, out: str | Path,
                         progress: bool = True) -> Path:
     """Import (or finish importing) into corpus folder ``out``; returns ``out``."""
     out = Path(out)
-    (out / "audio").mkdir(parents=True, exist_ok=True)
     rows = read_captions_table(table)
     clip = round(clip_seconds * sample_rate)
+    if not (clip >= 1 and clip <= MAX_CLIP_SAMPLES):
+        raise UserError(f"clips of {clip_seconds} s at {sample_rate} Hz are {clip} samples; use "
+                        f"1 to {MAX_CLIP_SAMPLES:,} (e.g. 0.1 to 600 s at 48 kHz)")
+    created = [p for p in (*reversed(out.parents), out, out / "audio") if not p.exists()]
+    (out / "audio").mkdir(parents=True, exist_ok=True)
+    try:
+        return _import_rows(rows, folder, out, sample_rate, clip_seconds, clip, seed,
+                            valid_fraction, test_fraction, progress)
+    except BaseException:
+        for path in reversed(created):  # a failed first import leaves no empty folders behind
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+        raise
+
+
+def _import_rows(rows, folder, out: Path, sample_rate: int, clip_seconds: float, clip: int,
+                 seed: int, valid_fraction: float, test_fraction: float, progress: bool) -> Path:
     metadata, rejected = [], []
     for index, row in enumerate(tqdm(rows, desc="import audio", disable=not progress)):
         source = Path(row["path"])

@@ -195,6 +195,7 @@ def train_codec(config: CodecStageConfig, data: str | Path, out: str | Path,
     """Build codec + task, load the corpus, run the shared loop; returns the final loop state."""
     loop = loop or config.loop()
     distributed.setup(allow_cuda=False)  # this stage trains on CPU ranks (gloo) under torchrun
+    torch.manual_seed(loop.seed)  # the initial weights (codec and discriminator) follow the seed
     codec = build_codec(config.codec, config.preset)
     cfg = config.train
     task = CodecTask(codec, cfg, load_split_audio(data, "train", codec.sample_rate),

@@ -147,6 +147,7 @@ def train_denoiser(config: DenoiserTrainConfig, data: str | Path, out: str | Pat
                                         Path(cache_dir) if cache_dir else Path(out) / "cache",
                                         provenance=provenance, progress=loop.progress)
               for split in ("train", "valid")}
+    torch.manual_seed(loop.seed)  # the initial weights follow the seed, not the process's history
     task = DenoiserTask(config, caches["train"], caches["valid"], device,
                         codec.sample_rate / codec.hop_length, **denoiser_overrides)
     print(f"{config.denoiser}/{config.preset}: {count_parameters(task.net):,} parameters; "

@@ -22,7 +22,8 @@ from typing import Any, Protocol
 import torch
 from tqdm.auto import tqdm
 
-from ..config import Config
+from ..config import Config, ConfigError
+from ..io import atomic_write_text
 from . import distributed
 from .checkpoint import check_run_record, latest_checkpoint, load_checkpoint, save_checkpoint
 
@@ -68,6 +69,37 @@ def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + step * 7919 + rank) % (2**63 - 1))
 
 
+def check_loop_config(loop: LoopConfig) -> None:
+    """Refuse settings the loop cannot honour (a zero interval divides by zero, and a run of
+    zero steps or a budget of -1 minutes is a typo, not a request)."""
+    for name in ("max_steps", "log_every", "val_every", "ckpt_every"):
+        value = getattr(loop, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+    if loop.max_minutes is not None and not (isinstance(loop.max_minutes, (int, float))
+                                             and math.isfinite(loop.max_minutes)
+                                             and loop.max_minutes > 0):
+        raise ConfigError(f"max_minutes must be a positive number of minutes, got {loop.max_minutes!r}")
+
+
+def _drop_log_rows_after(path: Path, step: int) -> None:
+    """Resuming from step ``step`` redoes every later step: drop their rows (written before the
+    run stopped and after its last checkpoint) so that the log holds each step once."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = []
+    for line in lines:
+        try:
+            later = json.loads(line).get("step", 0) > step
+        except (json.JSONDecodeError, AttributeError, TypeError):
+            continue  # a line cut short by a kill
+        if not later:
+            kept.append(line if line.endswith("\n") else line + "\n")
+    if kept != lines:
+        atomic_write_text(path, "".join(kept))
+
+
 def run_training(
     task: TrainTask,
     out_dir: str | Path,
@@ -80,7 +112,10 @@ def run_training(
     ``config_record`` is written to ``out_dir/config.json`` on the first start; on resume it must
     match what is there, so a run is never silently continued with different settings.
     """
+    check_loop_config(loop)
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"run folder {out} is a file; give a folder (new or an earlier run's)")
     out.mkdir(parents=True, exist_ok=True)
     main = distributed.rank() == 0
     record = {"task": task.name, "loop": {**loop.to_dict(), "max_steps": None, "max_minutes": None,
@@ -100,6 +135,8 @@ def run_training(
         if main:
             save_checkpoint(out, step, modules, optimizers, state, keep=loop.keep_checkpoints)
 
+    if main:
+        _drop_log_rows_after(out / "log.jsonl", start_step)
     log = (out / "log.jsonl").open("a") if main else None
     bar = tqdm(total=loop.max_steps, initial=start_step, desc=task.name,
                disable=not (loop.progress and main), dynamic_ncols=True)

@@ -14,7 +14,7 @@ import torch
 
 from ..config import Config
 from ..errors import UserError
-from .loop import LoopConfig
+from .loop import LoopConfig, check_loop_config
 
 
 def lr_at(step: int, base: float, warmup: int, total: int, floor: float = 0.1) -> float:
@@ -48,12 +48,14 @@ def loop_config(steps: int, val_every: int, seed: int = 0, max_minutes: float | 
                 progress: bool = True) -> LoopConfig:
     """The loop of a semantic stage: ``steps`` steps, validated and checkpointed every
     ``val_every`` steps (its train preset's), logged every 10."""
-    return LoopConfig(max_steps=steps, seed=seed, log_every=10, val_every=val_every,
+    loop = LoopConfig(max_steps=steps, seed=seed, log_every=10, val_every=val_every,
                       ckpt_every=val_every, max_minutes=max_minutes, progress=progress)
+    check_loop_config(loop)  # before the stage loads its data or builds its model
+    return loop
 
 
 @dataclass
-class SemanticStageConfig(Config):  # G1 reconstruction (see /tmp/glue_G1_notes.md)
+class SemanticStageConfig(Config):
     """A semantic stage's settings: the size ``preset`` and the ``train`` hyper-parameters
     (None: the preset's, from the subclass's ``TRAIN_PRESETS``). Subclasses declare the two
     fields (``preset: str``, ``train: <TrainConfig> | None``) and ``TRAIN_PRESETS``."""
@@ -74,5 +76,5 @@ class SemanticStageConfig(Config):  # G1 reconstruction (see /tmp/glue_G1_notes.
     def loop(self, steps: int | None = None, seed: int = 0, max_minutes: float | None = None,
              progress: bool = True) -> LoopConfig:
         """``steps`` (None: the train preset's) steps at the train preset's validation cadence."""
-        return loop_config(steps or self.train.steps, self.train.val_every, seed, max_minutes,
-                           progress)
+        steps = self.train.steps if steps is None else steps  # 0 is refused, not the preset's
+        return loop_config(steps, self.train.val_every, seed, max_minutes, progress)

@@ -77,10 +77,11 @@ def fit_tokenizer(config: TokenizerStageConfig, data: str | Path, out: str | Pat
     tokenizer = SemanticTokenizer(cfg)
     record = {"task": "tokenizer", "model": component_record(tokenizer), "preset": preset,
               "seed": seed}
-    if check_run_record(out, record) and latest_checkpoint(out) is not None:
+    if check_run_record(out, record, write=False) and latest_checkpoint(out) is not None:
         return json.loads((latest_checkpoint(out) / "state.json").read_text())
     started = time.monotonic()
-    train = load_split(data, "train", cfg.sample_rate)
+    train = load_split(data, "train", cfg.sample_rate)  # a bad corpus fails before OUT is written
+    check_run_record(out, record)
     tokenizer.fit(train.audio, seed=seed)
     valid = load_split(data, "valid", cfg.sample_rate)
     usage = token_usage(tokenizer.tokenize(valid.audio), cfg.vocab_size)
