@@ -18,13 +18,14 @@ def _weights(run: Path, name: str) -> bytes:
 
 
 def test_train_codec_same_seed_gives_the_same_weights(micro_corpus, tmp_path):
-    from melody_lab.train.codec import train_codec
+    from melody_lab.train.codec import CodecStageConfig, train_codec
 
     loop = LoopConfig(max_steps=1, val_every=1, ckpt_every=1, progress=False)
     for name, seed, noise in (("a", 0, 1), ("b", 0, 2), ("c", 1, 1)):
         torch.manual_seed(noise)  # whatever ran before in this process must not matter
         torch.rand(noise)
-        train_codec("vaegan", "micro", micro_corpus, tmp_path / name, loop.replace(seed=seed))
+        train_codec(CodecStageConfig("vaegan", "micro"), micro_corpus, tmp_path / name,
+                    loop.replace(seed=seed))
     for module in ("codec", "discriminator"):
         assert _weights(tmp_path / "a", module) == _weights(tmp_path / "b", module)
         assert _weights(tmp_path / "a", module) != _weights(tmp_path / "c", module)
@@ -45,8 +46,8 @@ def test_train_denoiser_same_seed_gives_the_same_weights(micro_corpus, tmp_path)
     for name, noise in (("a", 1), ("b", 2)):
         torch.manual_seed(noise)
         torch.rand(noise)
-        train_denoiser(micro_corpus, tmp_path / "codec", tmp_path / "tokenizer", tmp_path / name,
-                       config, loop, cache_dir=tmp_path / "cache")
+        train_denoiser(config, micro_corpus, tmp_path / name, loop, codec=tmp_path / "codec",
+                       tokenizer=tmp_path / "tokenizer", cache_dir=tmp_path / "cache")
     assert _weights(tmp_path / "a", "denoiser") == _weights(tmp_path / "b", "denoiser")
 
 
@@ -150,10 +151,8 @@ def test_loop_config_is_checked_before_anything_is_written(change, tmp_path):
 
 
 def test_api_max_steps_zero_is_refused_not_replaced_by_the_preset(micro_corpus, tmp_path):
-    from argparse import Namespace
+    from melody_lab.train.mulan import MuLanStageConfig, train_mulan
 
-    from melody_lab.train.mulan import train_mulan
-
+    config = MuLanStageConfig("micro")
     with pytest.raises(ConfigError, match="max_steps must be an integer >= 1"):
-        train_mulan("micro", micro_corpus, tmp_path / "run",
-                    Namespace(max_steps=0, max_minutes=None, no_progress=True, seed=0))
+        train_mulan(config, micro_corpus, tmp_path / "run", config.loop(0, progress=False))
