@@ -38,7 +38,8 @@ class DPDConfig(Config):
     cross_attention: str = "segment"      # "segment": one query per segment | "position": per K_i
     heads: int = 4
     ffn_mult: int = 4
-    rnn_type: str = "sru"                 # fine path: "sru" (the paper's) | "gru" (tiny preset)
+    rnn_type: str = "sru"                 # fine path: "sru" (the paper's) | "sru_linear" | "gru"
+    rnn_recurrence: str = "loop"          # how "sru_linear" runs c_t: "loop" | "scan" (parallel)
     rnn_layers: int = 2
     rnn_hidden: int = 0                   # state size per direction; 0 = width // 2
     vocab_size: int = 256                 # semantic-token vocabulary (NULL_TOKEN is extra)
@@ -102,7 +103,7 @@ class DualPathBlock(nn.Module):
             for _ in range(cfg.coarse_layers))
         self.coarse_norm = RMSNorm(h)
         hidden = cfg.rnn_hidden or h // 2
-        self.rnn = build_bidirectional_rnn(cfg.rnn_type, h, hidden, cfg.rnn_layers)
+        self.rnn = build_bidirectional_rnn(cfg.rnn_type, h, hidden, cfg.rnn_layers, cfg.rnn_recurrence)
         self.rnn_out = nn.Linear(2 * hidden, h)
         self.film = FiLM(h, h)
         self.fine_norm = RMSNorm(h)
