@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if hasattr(args, "threads"):  # commands that run models: the thread policy, applied once
+            from .threads import apply_threads, choose_threads
+
+            args.thread_choice = apply_threads(choose_threads(args.threads))
         result = args.func(args)
     except _expected_errors() as err:
         message = str(err) or type(err).__name__

@@ -63,7 +63,11 @@ def test_sampler_with_bound_tokens_equals_the_plain_callable():
     z, _, tokens = _inputs(model.config)
     angles = get_schedule("linear").angles(4)
     known, mask = torch.zeros_like(z), torch.arange(z.shape[1]) < 7
+    calls = []
+    hook = model.register_forward_hook(lambda *_: calls.append(1))  # what the CLI's progress bar uses
     bound = sample(model, z, angles, tokens, guidance=2.5, known=known, known_mask=mask)
+    hook.remove()
+    assert len(calls) == 4                                     # one (batched CFG) call per step
     plain = sample(lambda *a: model(*a), z, angles, tokens, guidance=2.5, known=known, known_mask=mask)
     torch.testing.assert_close(bound, plain, rtol=0, atol=1e-6)
 

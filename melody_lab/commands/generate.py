@@ -33,6 +33,7 @@ _positive_seconds = _bounded(float, 0, MAX_SECONDS, "seconds", low_inclusive=Fal
 _non_negative_seconds = _bounded(float, 0, math.inf, "seconds")
 _steps = _bounded(int, 1, 1000, "steps")
 _guidance = _bounded(float, 0, 50, "guidance")
+_threads = _bounded(int, 1, 1024, "threads")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -48,6 +49,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance", type=_guidance, default=None,
                    help="classifier-free guidance scale w (default: the bundle's, 2.5)")
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same audio")
+    p.add_argument("--threads", type=_threads, default=None,
+                   help="torch threads (default: OMP_NUM_THREADS if set, else one per idle core)")
 
 
 def register(subparsers) -> None:
@@ -135,11 +138,13 @@ def _write(args, model, audio) -> int:
 
     save_audio(args.out, audio[0], model.sample_rate)
     t = model.last_timings
+    choice = getattr(args, "thread_choice", None)  # set by cli.main (the thread policy)
+    threads = f"; {choice.summary()}" if choice else ""
     stages = ", ".join(f"{k} {v:.2f} s" for k, v in t.items()
                        if k not in ("total", "rtf", "audio_seconds"))
     print(f"wrote {args.out} ({audio.shape[1] / model.sample_rate:.2f} s at {model.sample_rate} Hz)\n"
           f"time {t['total']:.2f} s ({stages}); real-time factor {t['rtf']:.3f}; "
-          f"loading the model took {args.load_seconds:.2f} s more", file=sys.stderr)
+          f"loading the model took {args.load_seconds:.2f} s more{threads}", file=sys.stderr)
     return 0
 
 

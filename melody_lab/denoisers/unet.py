@@ -107,17 +107,22 @@ class UNet1D(nn.Module):
         self.out = nn.Sequential(_group_norm(c), nn.SiLU(), nn.Conv1d(c, cfg.latent_dim, 3, padding=1))
 
     def forward(self, z_noisy: torch.Tensor, angles: torch.Tensor,
-                tokens: torch.Tensor | None = None) -> torch.Tensor:
-        """z_noisy [B, L, D], angles [B, L] radians, tokens [B, T] long | None -> v̂ [B, L, D]."""
-        return self.denoise(z_noisy, angles, self.conditioning.token_memory(tokens, z_noisy.shape[0]))
+                tokens: torch.Tensor | TokenMemory | None = None) -> torch.Tensor:
+        """z_noisy [B, L, D], angles [B, L] radians, tokens [B, T] long | None -> v̂ [B, L, D].
+        ``tokens`` may also be a :class:`TokenMemory` already built from them (see :meth:`bind_tokens`)."""
+        if not isinstance(tokens, TokenMemory):
+            tokens = self.conditioning.token_memory(tokens, z_noisy.shape[0])
+        return self._denoise(z_noisy, angles, tokens)
 
     def bind_tokens(self, tokens: torch.Tensor):
-        """``velocity(z_noisy, angles)`` with ``tokens`` fixed: embedding and cross-attention
-        keys/values computed once for all calls (see :meth:`DPD.bind_tokens`)."""
+        """``velocity(z_noisy, angles)`` with ``tokens`` [B, T] fixed: the token embedding and every
+        cross-attention layer's keys/values are computed once, on first use, and reused by all
+        later calls (one sampler window). Same values as ``forward(z_noisy, angles, tokens)``; each
+        call still goes through ``self(...)``, so module hooks (progress bars) see every step."""
         memory = self.conditioning.token_memory(tokens, tokens.shape[0])
-        return lambda z_noisy, angles: self.denoise(z_noisy, angles, memory)
+        return lambda z_noisy, angles: self(z_noisy, angles, memory)
 
-    def denoise(self, z_noisy: torch.Tensor, angles: torch.Tensor, memory: TokenMemory) -> torch.Tensor:
+    def _denoise(self, z_noisy: torch.Tensor, angles: torch.Tensor, memory: TokenMemory) -> torch.Tensor:
         """:meth:`forward` with the tokens already embedded."""
         length = z_noisy.shape[1]
         levels, n = len(self.config.channels), self.config.blocks_per_level
