@@ -304,11 +304,12 @@ def test_forward_at_one_and_two_threads(settings, rows):
         torch.set_num_threads(before)
 
 
-def test_dpd_time_split_between_coarse_and_fine_paths(settings, rows):
+@pytest.mark.parametrize("rnn_type", ["gru", "sru_linear"])
+def test_dpd_time_split_between_coarse_and_fine_paths(settings, rows, rnn_type):
     """Share of DPD forward time in the coarse path (RoFormer) and the fine path (RNN), timed with
     module hooks; the rest is merging, norms, FiLM, segmentation and projections."""
     torch.manual_seed(0)
-    model = build_denoiser("dpd", settings["preset"]).eval().to(settings["device"])
+    model = build_denoiser("dpd", settings["preset"], rnn_type=rnn_type).eval().to(settings["device"])
     spent = {"coarse": 0.0, "fine": 0.0}
     starts = {}
 
