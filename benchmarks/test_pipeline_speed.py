@@ -3,10 +3,10 @@
     OMP_NUM_THREADS=1 .venv/bin/python -m pytest benchmarks/test_pipeline_speed.py -s          # tiny: 10 s, 10 steps, w = 2.5
     OMP_NUM_THREADS=1 .venv/bin/python -m pytest benchmarks/test_pipeline_speed.py -s --quick  # micro smoke run (CI)
 
-Models: the shipped tiny bundle when it exists (its fine path is GRU: the *previous* fine path, the
-comparison row), else a random-weight pipeline of exactly the tiny sizes; and the same pipeline with
-the tiny preset's current fine path swapped in (random weights: speed does not depend on them, and
-the bundle is retrained later). Each (model, continuation setting, thread count) is one CSV row:
+Models: the shipped tiny bundle when it exists (its DPD has the *previous* tiny preset, GRU fine
+path: the comparison row), else a random-weight pipeline of exactly the tiny sizes; and the same
+pipeline with a DPD of today's tiny preset swapped in (random weights: speed does not depend on
+them, and the bundle is retrained later). Each (model, continuation setting, thread count) is one CSV row:
 ``context_chunks`` the bundle's default and M − 1 (the paper's slide-by-one-chunk); 1 and 2 torch
 threads (set in-process, whatever OMP_NUM_THREADS says; --quick: 1 thread). Timings follow melody_lab.metrics.rtf: a
 warm-up run, then the median of timed runs. Each row also gives the matmul/conv/attention FLOPs of
@@ -27,7 +27,7 @@ import torch
 from torch.utils import flop_counter
 
 from melody_lab.debug import build_debug_pipeline
-from melody_lab.denoisers import PRESETS, build_denoiser
+from melody_lab.denoisers import DPD, denoiser_config
 from melody_lab.metrics.rtf import measure_rtf
 from melody_lab.pipeline import MeLoDy
 
@@ -45,17 +45,17 @@ def _bundle(quick: bool) -> tuple[MeLoDy, str]:
 
 
 def _models(quick: bool) -> dict[str, MeLoDy]:
-    """label -> pipeline: the bundle as shipped, and with the tiny preset's fine path."""
+    """label -> pipeline: the bundle as shipped, and with the DPD of today's preset (random weights)."""
     model, label = _bundle(quick)
     models = {f"{label}, fine path {model.denoiser.config.rnn_type}": model}
-    rnn_type = PRESETS["dpd"]["micro" if quick else "tiny"].get("rnn_type", "sru")
-    if rnn_type != model.denoiser.config.rnn_type:
+    cfg = model.denoiser.config
+    preset = denoiser_config("dpd", "micro" if quick else "tiny", latent_dim=cfg.latent_dim,
+                             vocab_size=cfg.vocab_size)
+    if preset != cfg:
         swapped, _ = _bundle(quick)
         torch.manual_seed(0)
-        swapped.denoiser = build_denoiser(
-            "dpd", "micro" if quick else "tiny", **{**swapped.denoiser.config.to_dict(),
-                                                    "rnn_type": rnn_type}).eval()
-        models[f"{label}, fine path {rnn_type} (random weights)"] = swapped
+        swapped.denoiser = DPD(preset).eval()
+        models[f"{label}, DPD preset today: {preset.rnn_type} (random weights)"] = swapped
     return models
 
 
