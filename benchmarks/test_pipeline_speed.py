@@ -12,13 +12,16 @@ threads (set in-process, whatever OMP_NUM_THREADS says; --quick: 1 thread). Timi
 warm-up run, then the median of timed runs. Each row also gives the matmul/conv/attention FLOPs of
 every stage (one untimed generation under FlopCounterMode), the denoiser's GFLOP per call and
 achieved GFLOP/s, and the fp32 matmul peak measured in the same run (2048², that thread count).
-A second test times the semantic LM with and without its KV cache, a third profiles the decoder.
+Further tests: the semantic LM with and without its KV cache (time and FLOPs), where the decoder's
+time goes, and the thread policy as the machine is and beside one extra busy process.
 Nothing here asserts a speed: the numbers go to the README and docs with the machine and command.
 """
 from __future__ import annotations
 
 import csv
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -30,6 +33,7 @@ from melody_lab.debug import build_debug_pipeline
 from melody_lab.denoisers import DPD, denoiser_config
 from melody_lab.metrics.rtf import measure_rtf
 from melody_lab.pipeline import MeLoDy
+from melody_lab.threads import choose_threads
 
 TINY = Path(__file__).resolve().parents[1] / "melody_lab" / "assets" / "bundles" / "tiny"
 PROMPT = "a lively Irish jig on fiddle"
@@ -221,3 +225,46 @@ def test_decoder_profile(request):
         print(f"  {name:<20} {value:.3f} s ({value / total:.0%})")
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8))
     assert total > 0 and gflop > 0 and spent
+
+
+def test_thread_policy_beside_a_busy_process(request):
+    """Generation at the thread policy's choice, at 1 and at 2 threads: as the machine is, and
+    beside one extra busy process (``python -c "while 1: pass"``), in one run (ratios)."""
+    quick = request.config.getoption("--quick")
+    model, label = _bundle(quick)
+    seconds, steps = (1.0, 2) if quick else (4.0, 5)
+    before = torch.get_num_threads()
+
+    def timed(threads: int) -> float:
+        torch.set_num_threads(threads)
+        model.generate([PROMPT], seconds, steps=steps, guidance=2.5, seed=0)  # warm-up
+        start = time.perf_counter()
+        model.generate([PROMPT], seconds, steps=steps, guidance=2.5, seed=0)
+        return time.perf_counter() - start
+
+    results = {}
+    try:
+        for extra in (False, True):
+            busy = subprocess.Popen([sys.executable, "-c", "while 1: pass"]) if extra else None
+            try:
+                if busy:
+                    time.sleep(1.0)
+                choice = choose_threads(environ={})  # the measured policy (OMP_NUM_THREADS ignored)
+                fixed = (("1 thread", 1),) if quick else (("1 thread", 1), ("2 threads", 2))  # CI: no 2-thread collapse
+                for name, threads in (("policy", choice.threads), *fixed):
+                    results[extra, name] = timed(threads)
+                results[extra, "choice"] = choice.summary()
+            finally:
+                if busy:
+                    busy.kill()
+                    busy.wait()
+    finally:
+        torch.set_num_threads(before)
+    print(f"\nthread policy ({label}), {seconds:g} s at {steps} steps, w 2.5:")
+    for extra in (False, True):
+        where = "beside one busy process" if extra else "machine as it is      "
+        print(f"  {where}: policy [{results[extra, 'choice']}] {results[extra, 'policy']:.2f} s, "
+              f"1 thread {results[extra, '1 thread']:.2f} s, 2 threads {results.get((extra, '2 threads'), 0):.2f} s")
+    print(f"  busy / as-is, policy: {results[True, 'policy'] / results[False, 'policy']:.2f}x"
+          + ("" if quick else f"; 2 threads: {results[True, '2 threads'] / results[False, '2 threads']:.2f}x"))
+    assert all(v > 0 for k, v in results.items() if k[1] != "choice")
