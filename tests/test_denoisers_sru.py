@@ -28,18 +28,20 @@ def reference_sru_layer(layer: SRULayer, x: torch.Tensor) -> torch.Tensor:
     return torch.cat(outputs, dim=-1)
 
 
+def assert_same_values_and_gradients(ours, ref, inputs):
+    torch.testing.assert_close(ours, ref)
+    weights = torch.randn_like(ref)
+    grads = torch.autograd.grad((ours * weights).sum(), inputs)
+    ref_grads = torch.autograd.grad((ref * weights).sum(), inputs)
+    for ours_g, ref_g in zip(grads, ref_grads):
+        torch.testing.assert_close(ours_g, ref_g)
+
+
 def test_sru_layer_matches_the_step_by_step_reference():
     torch.manual_seed(0)
     layer = SRULayer(6, 5).double()
     x = torch.randn(9, 4, 6, dtype=torch.double, requires_grad=True)
-    ours = layer(x)
-    ref = reference_sru_layer(layer, x)
-    torch.testing.assert_close(ours, ref)
-    weights = torch.randn_like(ref)
-    grads = torch.autograd.grad((ours * weights).sum(), [x, *layer.parameters()])
-    ref_grads = torch.autograd.grad((ref * weights).sum(), [x, *layer.parameters()])
-    for ours_g, ref_g in zip(grads, ref_grads):
-        torch.testing.assert_close(ours_g, ref_g)
+    assert_same_values_and_gradients(layer(x), reference_sru_layer(layer, x), [x, *layer.parameters()])
 
 
 def test_hand_written_backward_passes_gradcheck():
@@ -137,10 +139,4 @@ def test_linear_sru_layer_matches_the_step_by_step_reference(in_dim, recurrence)
     layer = LinearSRULayer(in_dim, 5, recurrence).double()
     assert layer.identity_highway == (in_dim == 10)
     x = torch.randn(4, 13, in_dim, dtype=torch.double, requires_grad=True)
-    ours, ref = layer(x), reference_linear_sru_layer(layer, x)
-    torch.testing.assert_close(ours, ref)
-    weights = torch.randn_like(ref)
-    grads = torch.autograd.grad((ours * weights).sum(), [x, *layer.parameters()])
-    ref_grads = torch.autograd.grad((ref * weights).sum(), [x, *layer.parameters()])
-    for ours_g, ref_g in zip(grads, ref_grads):
-        torch.testing.assert_close(ours_g, ref_g)
+    assert_same_values_and_gradients(layer(x), reference_linear_sru_layer(layer, x), [x, *layer.parameters()])

@@ -109,6 +109,27 @@ class TokenMemory:
         return self._keys_values[slot]
 
 
+class TokenBinding:
+    """``forward`` and ``bind_tokens`` for a denoiser module with ``self.conditioning`` (a
+    :class:`Conditioning`) and ``self._denoise(z_noisy, angles, memory: TokenMemory)``."""
+
+    def forward(self, z_noisy: torch.Tensor, angles: torch.Tensor,
+                tokens: "torch.Tensor | TokenMemory | None" = None) -> torch.Tensor:
+        """z_noisy [B, L, D], angles [B, L] radians, tokens [B, T] long | None -> v̂ [B, L, D].
+        ``tokens`` may also be a :class:`TokenMemory` already built from them (see :meth:`bind_tokens`)."""
+        if not isinstance(tokens, TokenMemory):
+            tokens = self.conditioning.token_memory(tokens, z_noisy.shape[0])
+        return self._denoise(z_noisy, angles, tokens)
+
+    def bind_tokens(self, tokens: torch.Tensor):
+        """``velocity(z_noisy, angles)`` with ``tokens`` [B, T] fixed: the token embedding and every
+        cross-attention layer's keys/values are computed once, on first use, and reused by all
+        later calls (one sampler window). Same values as ``forward(z_noisy, angles, tokens)``; each
+        call still goes through ``self(...)``, so module hooks (progress bars) see every step."""
+        memory = self.conditioning.token_memory(tokens, tokens.shape[0])
+        return lambda z_noisy, angles: self(z_noisy, angles, memory)
+
+
 class Conditioning(nn.Module):
     """Both conditioning signals of a denoiser.
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..config import Config
-from .conditioning import Conditioning, TokenMemory, token_positions
+from .conditioning import Conditioning, TokenBinding, TokenMemory, token_positions
 from .layers import FiLM, RMSNorm, RoFormerBlock
 from .sru import build_bidirectional_rnn
 
@@ -133,7 +133,7 @@ class DualPathBlock(nn.Module):
         return self.fine_norm(x + FiLM.modulate(fine, film_params))   # film_params [B, S, K, 2H]
 
 
-class DPD(nn.Module):
+class DPD(TokenBinding, nn.Module):
     """The dual-path denoiser; see the module docstring. ``DPD(DPDConfig(...))``."""
 
     def __init__(self, cfg: DPDConfig):
@@ -147,24 +147,8 @@ class DPD(nn.Module):
         self.out_norm = RMSNorm(h)
         self.out_proj = nn.Linear(h, cfg.latent_dim)
 
-    def forward(self, z_noisy: torch.Tensor, angles: torch.Tensor,
-                tokens: torch.Tensor | TokenMemory | None = None) -> torch.Tensor:
-        """z_noisy [B, L, D], angles [B, L] radians, tokens [B, T] long | None -> v̂ [B, L, D].
-        ``tokens`` may also be a :class:`TokenMemory` already built from them (see :meth:`bind_tokens`)."""
-        if not isinstance(tokens, TokenMemory):
-            tokens = self.conditioning.token_memory(tokens, z_noisy.shape[0])
-        return self._denoise(z_noisy, angles, tokens)
-
-    def bind_tokens(self, tokens: torch.Tensor):
-        """``velocity(z_noisy, angles)`` with ``tokens`` [B, T] fixed: the token embedding and every
-        cross-attention layer's keys/values are computed once, on first use, and reused by all
-        later calls (one sampler window). Same values as ``forward(z_noisy, angles, tokens)``; each
-        call still goes through ``self(...)``, so module hooks (progress bars) see every step."""
-        memory = self.conditioning.token_memory(tokens, tokens.shape[0])
-        return lambda z_noisy, angles: self(z_noisy, angles, memory)
-
     def _denoise(self, z_noisy: torch.Tensor, angles: torch.Tensor, memory: TokenMemory) -> torch.Tensor:
-        """:meth:`forward` with the tokens already embedded (``memory`` batch B)."""
+        """``forward`` (from :class:`TokenBinding`) with the tokens already embedded (batch B)."""
         _, length, _ = z_noisy.shape
         size = self.config.segment_size
         angle_emb, per_angle, frame_index = self.conditioning.angle_embedding(angles)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config
-from .conditioning import Conditioning, TokenMemory, token_positions
+from .conditioning import Conditioning, TokenBinding, TokenMemory, token_positions
 from .layers import FiLM, RoFormerBlock
 
 
@@ -74,7 +74,7 @@ class Stage(nn.Module):
         return x
 
 
-class UNet1D(nn.Module):
+class UNet1D(TokenBinding, nn.Module):
     """``UNet1D(UNetConfig(...))``: forward(z_noisy [B, L, D], angles [B, L], tokens) -> [B, L, D]."""
 
     def __init__(self, cfg: UNetConfig):
@@ -106,24 +106,8 @@ class UNet1D(nn.Module):
                 self.upsample.append(nn.Conv1d(c, c, 3, padding=1))
         self.out = nn.Sequential(_group_norm(c), nn.SiLU(), nn.Conv1d(c, cfg.latent_dim, 3, padding=1))
 
-    def forward(self, z_noisy: torch.Tensor, angles: torch.Tensor,
-                tokens: torch.Tensor | TokenMemory | None = None) -> torch.Tensor:
-        """z_noisy [B, L, D], angles [B, L] radians, tokens [B, T] long | None -> v̂ [B, L, D].
-        ``tokens`` may also be a :class:`TokenMemory` already built from them (see :meth:`bind_tokens`)."""
-        if not isinstance(tokens, TokenMemory):
-            tokens = self.conditioning.token_memory(tokens, z_noisy.shape[0])
-        return self._denoise(z_noisy, angles, tokens)
-
-    def bind_tokens(self, tokens: torch.Tensor):
-        """``velocity(z_noisy, angles)`` with ``tokens`` [B, T] fixed: the token embedding and every
-        cross-attention layer's keys/values are computed once, on first use, and reused by all
-        later calls (one sampler window). Same values as ``forward(z_noisy, angles, tokens)``; each
-        call still goes through ``self(...)``, so module hooks (progress bars) see every step."""
-        memory = self.conditioning.token_memory(tokens, tokens.shape[0])
-        return lambda z_noisy, angles: self(z_noisy, angles, memory)
-
     def _denoise(self, z_noisy: torch.Tensor, angles: torch.Tensor, memory: TokenMemory) -> torch.Tensor:
-        """:meth:`forward` with the tokens already embedded."""
+        """:meth:`forward` (from :class:`TokenBinding`) with the tokens already embedded."""
         length = z_noisy.shape[1]
         levels, n = len(self.config.channels), self.config.blocks_per_level
         factor = 2 ** (levels - 1)
