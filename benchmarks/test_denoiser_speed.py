@@ -1,4 +1,4 @@
-"""Denoiser speed: DPD vs parameter- and compute-matched U-Nets across lengths, SRU vs GRU.
+"""Denoiser speed: DPD vs parameter- and compute-matched U-Nets across lengths; the fine paths.
 
     OMP_NUM_THREADS=1 .venv/bin/python -m pytest benchmarks/test_denoiser_speed.py -q   # full, ~3 min
     .venv/bin/python -m pytest benchmarks/test_denoiser_speed.py -q --quick            # smoke run (CI)
@@ -6,8 +6,12 @@
 Each scenario is one CSV row (results/benchmarks/denoiser_speed.csv; a tmp dir with --quick), and
 the table is printed at the end: forward time of one clip (B = 1, eval, no grad) at 5, 10, 20, 40 s
 of latent (125 frames/s) as ms and ms per second of latent, its cost relative to 10 s, and its
-FLOPs (machine-independent); a training step (B = 8, L = 625); the fine-path RNN alone; and the
-share of DPD forward time spent in the coarse and fine paths. Calls are timed round-robin so that
+FLOPs (machine-independent); a training step (B = 8, L = 625); the fine-path RNN alone at tiny and
+paper sizes (GRU, SRU, input-gated SRU with loop and parallel-scan recurrence); the forward at 1 and
+2 threads; and the share of DPD forward time spent in the coarse and fine paths. Every row with
+FLOPs states its achieved GFLOP/s and its fraction of the fp32 matmul peak measured in the same run
+(best 2048² matmul at the row's thread count, at the run's start and end). FLOPs are torch's FlopCounterMode (matmuls,
+convolutions, attention; elementwise work is not counted). Calls are timed round-robin so that
 load from other processes hits all of them alike; the table gives the best and the median of the
 repeats (ratios use the best, the least disturbed on a shared machine). Nothing here asserts that
 one model beats another: the numbers go to docs/denoisers.md with the hardware and the command.
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import math
 import os
 import statistics
 import time
@@ -31,9 +36,12 @@ from melody_lab.denoisers import build_denoiser, count_parameters
 from melody_lab.denoisers.sru import build_bidirectional_rnn
 
 FRAMES_PER_SECOND = 125
+PREVIOUS_TINY = {"rnn_type": "gru", "ffn_mult": 4}  # the shipped bundle's DPD (the previous tiny preset)
 MODELS = {  # label -> (name, preset, overrides)
-    "dpd-sru": ("dpd", "tiny", {"rnn_type": "sru"}),
-    "dpd-gru": ("dpd", "tiny", {"rnn_type": "gru"}),
+    "dpd-sru_linear": ("dpd", "tiny", {"rnn_type": "sru_linear"}),  # = the tiny preset (loop recurrence)
+    "dpd-sru_linear-scan": ("dpd", "tiny", {"rnn_type": "sru_linear", "rnn_recurrence": "scan"}),
+    "dpd-sru": ("dpd", "tiny", {**PREVIOUS_TINY, "rnn_type": "sru"}),
+    "dpd-gru": ("dpd", "tiny", PREVIOUS_TINY),
     "unet-param": ("unet", "tiny", {}),
     "unet-compute": ("unet", "tiny_compute", {}),
 }
@@ -54,7 +62,38 @@ class Row:
     threads: int
     gflops: float | None = None           # forward: matmul + attention FLOPs (torch FlopCounterMode)
     gflops_relative_to_10s: float | None = None
+    gflop_per_s: float | None = None      # gflops / best time
+    peak_gflop_per_s: float | None = None  # 2048² fp32 matmul, this run, this thread count
+    fraction_of_peak: float | None = None
     note: str = ""
+
+    def add_peak(self) -> None:
+        """Fill the rate columns from the best matmul peak measured in this run."""
+        if self.gflops is not None and self.best_ms > 0:
+            self.gflop_per_s = self.gflops / (self.best_ms / 1e3)
+            self.peak_gflop_per_s = _PEAKS[self.threads]
+            self.fraction_of_peak = self.gflop_per_s / self.peak_gflop_per_s
+
+
+_PEAKS: dict[int, float] = {}
+
+
+def matmul_peak_gflops(threads: int, size: int = 2048, repeats: int = 8) -> float:
+    """The machine's fp32 matmul rate: best of ``repeats`` size² @ size² products at ``threads``
+    threads. Measured at the start and at the end of the run; the rows use the best of all (on a
+    shared machine one moment's measurement can be several times too low)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    a = torch.randn(size, size)
+    a @ a
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - start)
+    torch.set_num_threads(before)
+    _PEAKS[threads] = max(_PEAKS.get(threads, 0.0), 2 * size ** 3 / best / 1e9)
+    return _PEAKS[threads]
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +113,15 @@ def settings(request, tmp_path_factory):
 @pytest.fixture(scope="module")
 def rows(settings, request):
     collected: list[Row] = []
+    for threads in (1, 2):
+        matmul_peak_gflops(threads)
     yield collected
     if not collected:
         return
+    for threads in (1, 2):
+        matmul_peak_gflops(threads)
+    for row in collected:
+        row.add_peak()
     settings["csv"].parent.mkdir(parents=True, exist_ok=True)
     with open(settings["csv"], "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(asdict(collected[0])))
@@ -90,14 +135,19 @@ def rows(settings, request):
 def _print_table(collected: list[Row], settings) -> None:
     print(f"\n# {torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_model()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; CSV: {settings['csv']}")
-    print(f"{'scenario':<19}{'model':<14}{'params':>10}{'latent s':>9}{'B':>3}{'best ms':>10}"
-          f"{'median':>9}{'ms/latent s':>13}{'vs 10 s':>9}{'GFLOP':>8}{'vs 10 s':>9}  note")
+    print(f"{'scenario':<19}{'model':<20}{'params':>10}{'latent s':>9}{'B':>3}{'best ms':>10}"
+          f"{'median':>9}{'ms/latent s':>13}{'vs 10 s':>9}{'GFLOP':>8}{'vs 10 s':>9}{'GFLOP/s':>9}"
+          f"{'% peak':>8}{'thr':>4}  note")
     for r in collected:
         rel = f"{r.relative_to_10s:.2f}x" if r.relative_to_10s is not None else ""
-        flops = (f"{r.gflops:>8.2f}{r.gflops_relative_to_10s:>8.2f}x" if r.gflops is not None
-                 else " " * 17)
-        print(f"{r.scenario:<19}{r.model:<14}{r.params:>10,}{r.seconds_of_latent:>9.1f}{r.batch:>3}"
-              f"{r.best_ms:>10.1f}{r.median_ms:>9.1f}{r.ms_per_latent_second:>13.2f}{rel:>9}{flops}  {r.note}")
+        ratio = f"{r.gflops_relative_to_10s:>8.2f}x" if r.gflops_relative_to_10s is not None else " " * 9
+        flops = (f"{r.gflops:>8.2f}{ratio}{r.gflop_per_s:>9.1f}{r.fraction_of_peak:>8.0%}"
+                 if r.gflops is not None else " " * 34)
+        print(f"{r.scenario:<19}{r.model:<20}{r.params:>10,}{r.seconds_of_latent:>9.1f}{r.batch:>3}"
+              f"{r.best_ms:>10.1f}{r.median_ms:>9.1f}{r.ms_per_latent_second:>13.2f}{rel:>9}{flops}"
+              f"{r.threads:>4}  {r.note}")
+    print("matmul peak (2048² fp32, best of this run's start and end): "
+          + ", ".join(f"{t} thread(s) {g:.1f} GFLOP/s" for t, g in sorted(_PEAKS.items())))
 
 
 def _sync(device):
@@ -129,10 +179,16 @@ if _CPU_SDPA is not None and _CPU_SDPA not in flop_counter.flop_registry:
         return 2 * batch * heads * queries * keys * (head_dim + value_dim)
 
 
-def _forward_gflops(model, args) -> float:
-    with torch.no_grad(), flop_counter.FlopCounterMode(display=False) as counter:
-        model(*args)
+def _gflops(call) -> float:
+    """Matmul + conv + attention GFLOP of ``call()`` (FlopCounterMode; a backward inside counts too)."""
+    with flop_counter.FlopCounterMode(display=False) as counter:
+        call()
     return counter.get_total_flops() / 1e9
+
+
+def _forward_gflops(model, args) -> float:
+    with torch.no_grad():
+        return _gflops(lambda: model(*args))
 
 
 def _models(settings):
@@ -141,7 +197,9 @@ def _models(settings):
         if settings["quick"]:
             preset = "micro"
         torch.manual_seed(0)
-        built[label] = build_denoiser(name, preset, **overrides).to(settings["device"])
+        built[label] = build_denoiser(name, preset, **(overrides if preset != "micro" else
+                                                       {k: v for k, v in overrides.items() if k != "ffn_mult"}))
+        built[label] = built[label].to(settings["device"])
     return built
 
 
@@ -178,7 +236,7 @@ def test_forward_time_per_second_of_latent(settings, rows):
 def test_training_step_time(settings, rows):
     models = _models(settings)
     batch, length = (2, 64) if settings["quick"] else (8, 625)
-    calls = {}
+    calls, flops = {}, {}
     for label, model in models.items():
         z, angles, tokens = _inputs(model.train(), batch, length, settings["device"])
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -190,39 +248,77 @@ def test_training_step_time(settings, rows):
             opt.step()
 
         calls[label] = step
+        flops[label] = _gflops(lambda m=model, z=z, a=angles, t=tokens: (m(z, a, t) - z).pow(2).mean().backward())
     medians = _time_round_robin(calls, max(1, settings["repeats"] - 2), settings["device"])
     for label, (best, median) in medians.items():
         rows.append(Row("train_step", label, count_parameters(models[label]), length / FRAMES_PER_SECOND,
                         batch, best, median, best / (batch * length / FRAMES_PER_SECOND), None,
-                        settings["device"].type, torch.get_num_threads()))
+                        settings["device"].type, torch.get_num_threads(), flops[label]))
         assert best > 0
 
 
-def test_fine_path_sru_vs_gru(settings, rows):
-    """The RNN alone on the tiny DPD's fine-path shape: B·S segments of K positions, width H."""
-    width, size = (32, 8) if settings["quick"] else (128, 32)
-    segments = 8 * (625 // (size // 2) + 1)  # B = 8 clips of 5 s
-    x = torch.randn(segments, size, width, device=settings["device"])
-    calls = {}
-    for rnn_type in ("sru", "gru"):
+FINE_PATHS = {  # label -> (rnn_type, recurrence)
+    "gru": ("gru", "loop"), "sru": ("sru", "loop"),
+    "sru_linear-loop": ("sru_linear", "loop"), "sru_linear-scan": ("sru_linear", "scan"),
+}
+
+
+@pytest.mark.parametrize("size_name", ["tiny", "paper"])
+def test_fine_path_rnns(settings, rows, size_name):
+    """The RNN alone on a DPD fine-path shape: sequences of K positions, width H, state H/2 (tiny:
+    B·S = 8 clips × 40 segments, K 32, H 128) or H (paper: 8 segments, K 64, H 768)."""
+    if settings["quick"]:
+        width, hidden, size, sequences = 32, 16, 8, 16
+    elif size_name == "tiny":
+        width, hidden, size, sequences = 128, 64, 32, 8 * (625 // 16 + 1)
+    else:
+        width, hidden, size, sequences = 768, 768, 64, 8
+    x = torch.randn(sequences, size, width, device=settings["device"])
+    x_grad = x.clone().requires_grad_()
+    calls, flops, params = {}, {}, {}
+    for label, (rnn_type, recurrence) in FINE_PATHS.items():
         torch.manual_seed(0)
-        rnn = build_bidirectional_rnn(rnn_type, width, width // 2).to(settings["device"])
-        calls[f"{rnn_type} fwd"] = lambda r=rnn: torch.no_grad()(r)(x)
-        calls[f"{rnn_type} fwd+bwd"] = lambda r=rnn: r(x.requires_grad_()).sum().backward()
+        rnn = build_bidirectional_rnn(rnn_type, width, hidden, recurrence=recurrence).to(settings["device"])
+        params[label] = count_parameters(rnn)
+        calls[f"{label} fwd"] = lambda r=rnn: torch.no_grad()(r)(x)
+        calls[f"{label} fwd+bwd"] = lambda r=rnn: r(x_grad).sum().backward()
+        flops[f"{label} fwd"] = _gflops(calls[f"{label} fwd"])
+        flops[f"{label} fwd+bwd"] = _gflops(calls[f"{label} fwd+bwd"])
     medians = _time_round_robin(calls, settings["repeats"] + 2, settings["device"])
     for label, (best, median) in medians.items():
-        rnn = label.split()[0]
-        params = count_parameters(build_bidirectional_rnn(rnn, width, width // 2))
-        rows.append(Row(f"fine_path {label.split()[1]}", rnn, params, 5.0, 8, best, median,
-                        best / 40.0, None, settings["device"].type, torch.get_num_threads()))
+        rnn, kind = label.split()
+        rows.append(Row(f"fine_path {kind}", f"{size_name} {rnn}", params[rnn], 0.0, sequences, best, median,
+                        best / sequences, None, settings["device"].type, torch.get_num_threads(),
+                        flops[label], note=f"{sequences} seq × K {size} × H {width}, state {hidden}"))
         assert best > 0
 
 
-def test_dpd_time_split_between_coarse_and_fine_paths(settings, rows):
+def test_forward_at_one_and_two_threads(settings, rows):
+    """DPD forward of a guided call (B = 2) at 10 s (the pipeline's calls are shorter windows)."""
+    seconds = settings["seconds"][-1] if settings["quick"] else 10.0
+    models = {label: model for label, model in _models(settings).items() if label in ("dpd-sru_linear", "dpd-gru")}
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            calls, flops = {}, {}
+            for label, model in models.items():
+                args = _inputs(model.eval(), 2, round(seconds * FRAMES_PER_SECOND), settings["device"])
+                calls[label] = (lambda m=model, a=args: torch.no_grad()(m)(*a))
+                flops[label] = _forward_gflops(model, args)
+            for label, (best, median) in _time_round_robin(calls, settings["repeats"], settings["device"]).items():
+                rows.append(Row("forward B=2", label, count_parameters(models[label]), seconds, 2, best, median,
+                                best / seconds, None, settings["device"].type, threads, flops[label]))
+                assert best > 0
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("label", ["dpd-gru", "dpd-sru_linear"])
+def test_dpd_time_split_between_coarse_and_fine_paths(settings, rows, label):
     """Share of DPD forward time in the coarse path (RoFormer) and the fine path (RNN), timed with
     module hooks; the rest is merging, norms, FiLM, segmentation and projections."""
-    torch.manual_seed(0)
-    model = build_denoiser("dpd", settings["preset"]).eval().to(settings["device"])
+    model = _models(settings)[label].eval()
     spent = {"coarse": 0.0, "fine": 0.0}
     starts = {}
 
@@ -253,7 +349,7 @@ def test_dpd_time_split_between_coarse_and_fine_paths(settings, rows):
             total = (time.perf_counter() - start) * 1e3 / settings["repeats"]
         for part in ("coarse", "fine"):
             ms = spent[part] * 1e3 / settings["repeats"]
-            rows.append(Row(f"dpd_split {part}", f"dpd-{model.config.rnn_type}", count_parameters(model),
+            rows.append(Row(f"dpd_split {part}", label, count_parameters(model),
                             seconds, 1, ms, ms, ms / seconds, None, settings["device"].type,
                             torch.get_num_threads(), note=f"{ms / total:.0%} of {total:.1f} ms"))
             assert 0 < ms <= total * 1.05

@@ -52,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:  # --help (0) or a bad value (2: argparse printed the line)
         return exit_.code if isinstance(exit_.code, int) else EXIT_USER_ERROR
     try:
+        if hasattr(args, "threads"):  # commands that run models: the thread policy, applied once
+            from .threads import apply_threads, choose_threads
+
+            args.thread_choice = apply_threads(choose_threads(args.threads))
         result = args.func(args)
     except _expected_errors() as err:
         message = str(err) or type(err).__name__

@@ -8,10 +8,13 @@ from melody_lab.denoisers import build_denoiser
 from melody_lab.diffusion.angles import add_noise, velocity_target
 
 
-@pytest.mark.parametrize("name", ["dpd", "unet"])
-def test_micro_denoiser_overfits_a_handful_of_latents(name):
+@pytest.mark.parametrize("name, overrides", [
+    ("dpd", {}), ("dpd", {"rnn_type": "sru_linear"}), ("dpd", {"rnn_type": "sru_linear", "rnn_recurrence": "scan"}),
+    ("dpd", {"rnn_type": "gru"}), ("unet", {})])
+def test_micro_denoiser_overfits_a_handful_of_latents(name, overrides):
+    """Every fine path of the DPD (micro default ``sru``, ``sru_linear`` loop / scan, ``gru``) too."""
     torch.manual_seed(0)
-    model = build_denoiser(name, "micro")
+    model = build_denoiser(name, "micro", **overrides)
     g = torch.Generator().manual_seed(1)
     z = torch.rand(4, 32, 8, generator=g) * 2 - 1
     noise = torch.randn(z.shape, generator=g)
@@ -26,4 +29,4 @@ def test_micro_denoiser_overfits_a_handful_of_latents(name):
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    assert min(losses[-10:]) < losses[0] / 10, f"{name}: loss {losses[0]:.3f} -> {losses[-1]:.3f}"
+    assert min(losses[-10:]) < losses[0] / 10, f"{name} {overrides}: loss {losses[0]:.3f} -> {losses[-1]:.3f}"

@@ -1,8 +1,13 @@
-"""The hand-written SRU matches a naive step-by-step reference, values and gradients."""
+"""The hand-written SRUs match naive step-by-step references, values and gradients; the parallel
+scan of the input-gated SRU equals its loop."""
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from melody_lab.denoisers.sru import BiGRU, BiSRU, SRUFunction, SRULayer, build_bidirectional_rnn
+from melody_lab.denoisers.sru import (BiGRU, BiSRU, LinearRecurrence, LinearSRULayer, SRUFunction,
+                                      SRULayer, build_bidirectional_rnn, linear_recurrence_loop,
+                                      linear_recurrence_scan)
 
 
 def reference_sru_layer(layer: SRULayer, x: torch.Tensor) -> torch.Tensor:
@@ -23,18 +28,20 @@ def reference_sru_layer(layer: SRULayer, x: torch.Tensor) -> torch.Tensor:
     return torch.cat(outputs, dim=-1)
 
 
+def assert_same_values_and_gradients(ours, ref, inputs):
+    torch.testing.assert_close(ours, ref)
+    weights = torch.randn_like(ref)
+    grads = torch.autograd.grad((ours * weights).sum(), inputs)
+    ref_grads = torch.autograd.grad((ref * weights).sum(), inputs)
+    for ours_g, ref_g in zip(grads, ref_grads):
+        torch.testing.assert_close(ours_g, ref_g)
+
+
 def test_sru_layer_matches_the_step_by_step_reference():
     torch.manual_seed(0)
     layer = SRULayer(6, 5).double()
     x = torch.randn(9, 4, 6, dtype=torch.double, requires_grad=True)
-    ours = layer(x)
-    ref = reference_sru_layer(layer, x)
-    torch.testing.assert_close(ours, ref)
-    weights = torch.randn_like(ref)
-    grads = torch.autograd.grad((ours * weights).sum(), [x, *layer.parameters()])
-    ref_grads = torch.autograd.grad((ref * weights).sum(), [x, *layer.parameters()])
-    for ours_g, ref_g in zip(grads, ref_grads):
-        torch.testing.assert_close(ours_g, ref_g)
+    assert_same_values_and_gradients(layer(x), reference_sru_layer(layer, x), [x, *layer.parameters()])
 
 
 def test_hand_written_backward_passes_gradcheck():
@@ -56,10 +63,80 @@ def test_directions_see_only_their_own_side():
     assert (bwd_grad[:3] == 0).all() and (bwd_grad[3:] > 0).all()
 
 
-@pytest.mark.parametrize("rnn_type, cls", [("sru", BiSRU), ("gru", BiGRU)])
-def test_both_fine_paths_have_the_same_interface(rnn_type, cls):
+@pytest.mark.parametrize("rnn_type, cls", [("sru", BiSRU), ("sru_linear", BiSRU), ("gru", BiGRU)])
+def test_all_fine_paths_have_the_same_interface(rnn_type, cls):
     rnn = build_bidirectional_rnn(rnn_type, 6, 4, num_layers=2)
     assert isinstance(rnn, cls)
     assert rnn(torch.randn(3, 11, 6)).shape == (3, 11, 8)
-    with pytest.raises(ValueError, match="sru, gru"):
+    with pytest.raises(ValueError, match="sru, sru_linear, gru"):
         build_bidirectional_rnn("lstm", 6, 4)
+    with pytest.raises(ValueError, match="loop, scan"):
+        build_bidirectional_rnn("sru_linear", 6, 4, recurrence="blelloch")
+
+
+def _gates(shape, extreme: str, dtype, generator):
+    """Forget gates in (0, 1), or saturated: exactly 0 / 1 in places, and 1 ± 1e-7-ish."""
+    a = torch.rand(shape, generator=generator, dtype=dtype)
+    if extreme == "zeros_and_ones":
+        pick = torch.rand(shape, generator=generator, dtype=dtype)
+        a = torch.where(pick < 0.3, torch.zeros_like(a), torch.where(pick > 0.7, torch.ones_like(a), a))
+    elif extreme == "near_one":
+        a = 1 - torch.rand(shape, generator=generator, dtype=dtype) * 1e-6
+    return a
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=st.integers(1, 70), rows=st.integers(1, 5), channels=st.integers(1, 4),
+       reverse=st.booleans(), dtype=st.sampled_from([torch.float32, torch.float64]),
+       extreme=st.sampled_from(["uniform", "zeros_and_ones", "near_one"]), seed=st.integers(0, 999))
+def test_parallel_scan_equals_the_loop(steps, rows, channels, reverse, dtype, extreme, seed):
+    g = torch.Generator().manual_seed(seed)
+    a = _gates((steps, rows, channels), extreme, dtype, g)
+    b = torch.randn(steps, rows, channels, generator=g, dtype=dtype)
+    loop, scan = linear_recurrence_loop(a, b, reverse), linear_recurrence_scan(a, b, reverse)
+    assert scan.dtype == dtype and scan.shape == b.shape
+    tol = 1e-12 if dtype == torch.float64 else 2e-5
+    torch.testing.assert_close(scan, loop, rtol=tol, atol=tol * steps)
+
+
+def test_loop_is_the_recurrence_as_written():
+    """c_t = a_t c_{t−1} + b_t from c_{−1} = 0; the reverse direction starts at the last step."""
+    a = torch.tensor([[0.5], [0.0], [1.0]], dtype=torch.float64)
+    b = torch.tensor([[2.0], [3.0], [4.0]], dtype=torch.float64)
+    assert linear_recurrence_loop(a, b).flatten().tolist() == [2.0, 3.0, 7.0]
+    assert linear_recurrence_loop(a, b, reverse=True).flatten().tolist() == [2.0 + 0.5 * 3.0, 3.0, 4.0]
+
+
+@pytest.mark.parametrize("method", ["scan", "loop"])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_linear_recurrence_backward_passes_gradcheck(method, reverse):
+    torch.manual_seed(0)
+    a = torch.rand(11, 3, 2, dtype=torch.double, requires_grad=True)
+    b = torch.randn(11, 3, 2, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: LinearRecurrence.apply(a, b, reverse, method), (a, b))
+
+
+def reference_linear_sru_layer(layer: LinearSRULayer, x: torch.Tensor) -> torch.Tensor:
+    """Lei et al. (2017), one step at a time, per direction. x [N, T, in] -> [N, T, 2H]."""
+    u = layer.proj(x).unflatten(-1, (2, layer.per_direction, layer.hidden))
+    outputs = []
+    for d, steps in ((0, range(x.shape[1])), (1, reversed(range(x.shape[1])))):
+        c = torch.zeros(x.shape[0], layer.hidden, dtype=x.dtype)
+        h = [None] * x.shape[1]
+        for t in steps:
+            x_tilde, f, r = u[:, t, d, 0], torch.sigmoid(u[:, t, d, 1]), torch.sigmoid(u[:, t, d, 2])
+            highway = x[:, t, d * layer.hidden:(d + 1) * layer.hidden] if layer.identity_highway else u[:, t, d, 3]
+            c = f * c + (1 - f) * x_tilde
+            h[t] = r * c + (1 - r) * highway
+        outputs.append(torch.stack(h, dim=1))
+    return torch.cat(outputs, dim=-1)
+
+
+@pytest.mark.parametrize("in_dim", [10, 7])  # identity highway (in = 2·hidden) and projected highway
+@pytest.mark.parametrize("recurrence", ["scan", "loop"])
+def test_linear_sru_layer_matches_the_step_by_step_reference(in_dim, recurrence):
+    torch.manual_seed(0)
+    layer = LinearSRULayer(in_dim, 5, recurrence).double()
+    assert layer.identity_highway == (in_dim == 10)
+    x = torch.randn(4, 13, in_dim, dtype=torch.double, requires_grad=True)
+    assert_same_values_and_gradients(layer(x), reference_linear_sru_layer(layer, x), [x, *layer.parameters()])

@@ -21,6 +21,7 @@ SIDECAR_FORMAT = "melody_lab.sidecar/1"
 _positive_seconds = _args.bounded(float, MIN_SECONDS, MAX_SECONDS, "seconds")
 _non_negative_seconds = _args.bounded(float, 0, _args.MAX_INPUT_SECONDS, "seconds")
 _steps = _args.bounded(int, 1, 1000, "steps")
+_threads = _args.bounded(int, 1, 1024, "threads")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -40,6 +41,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="classifier-free guidance scale w in [0, 50] (default: the bundle's, 2.5)")
     p.add_argument("--seed", type=_args.seed, default=0,
                    help=f"random seed in [0, {MAX_SEED}]: same seed, same audio")
+    p.add_argument("--threads", type=_threads, default=None,
+                   help="torch threads (default: OMP_NUM_THREADS if set, else one per idle core)")
 
 
 def register(subparsers) -> None:
@@ -206,8 +209,10 @@ class _Writer:
         t = self.model.last_timings
         stages = ", ".join(f"{k} {v:.2f} s" for k, v in t.items()
                            if k not in ("total", "rtf", "audio_seconds"))
+        choice = getattr(self.args, "thread_choice", None)  # set by cli.main (the thread policy)
+        threads = f"; {choice.summary()}" if choice else ""
         print(f"time {t['total']:.2f} s ({stages}); real-time factor {t['rtf']:.3f}; "
-              f"loading the model took {self.args.load_seconds:.2f} s more", file=sys.stderr)
+              f"loading the model took {self.args.load_seconds:.2f} s more{threads}", file=sys.stderr)
 
     def discard(self) -> None:
         for path in self.written:

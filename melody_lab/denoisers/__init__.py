@@ -23,8 +23,8 @@ from .unet import UNet1D, UNetConfig
 DPD_PRESETS: dict[str, DPDConfig] = {
     "micro": DPDConfig(latent_dim=8, width=32, num_blocks=2, segment_size=8, heads=2, ffn_mult=2,
                        vocab_size=32, angle_base_dim=16),
-    "tiny": DPDConfig(latent_dim=16, width=128, num_blocks=4, segment_size=32, heads=4, ffn_mult=4,
-                      rnn_type="gru", vocab_size=256),
+    "tiny": DPDConfig(latent_dim=16, width=128, num_blocks=4, segment_size=32, heads=4, ffn_mult=5,
+                      rnn_type="sru_linear", vocab_size=256),
     "paper": DPDConfig(latent_dim=16, width=768, num_blocks=8, segment_size=64, heads=12,
                        ffn_mult=4, coarse_layers=2, rnn_hidden=768, vocab_size=1024),
 }

@@ -87,12 +87,58 @@ class TokenEmbedding(nn.Module):
         return self.mlp(self.table(index))
 
 
-class Conditioning(nn.Module):
-    """Both conditioning signals of a denoiser at once.
+class TokenMemory:
+    """What a batch of semantic tokens gives a denoiser: the same for every sampler step of a window.
 
-    forward(angles [B, L], tokens [B, T] | None) -> (angle_emb [B, L, width],
-    memory [B, T', width], memory_mean [B, width]) — memory is the cross-attention context, its
-    time-mean goes into FiLM together with the angle embedding.
+    ``memory`` [B, T', width] (cross-attention context), ``mean`` [B, width] (its time-mean, for FiLM),
+    and a cache of each cross-attention layer's keys/values: :meth:`keys_values` projects the memory
+    once per (layer, ``key``) — the caller's key names what else the keys depend on (their rotary
+    positions, i.e. the latent length). Built by :meth:`Conditioning.token_memory`; a denoiser's
+    ``bind_tokens`` keeps one for a whole sampler window (see diffusion/guidance.py).
+    """
+
+    def __init__(self, memory: torch.Tensor):
+        self.memory, self.mean = memory, memory.mean(1)
+        self._keys_values: dict = {}
+
+    def keys_values(self, attention: nn.Module, k_pos: torch.Tensor, key) -> tuple[torch.Tensor, torch.Tensor]:
+        """``attention.context_keys_values(memory, k_pos)`` (k, v [B, heads, T', head_dim]), cached."""
+        slot = (id(attention), key)
+        if slot not in self._keys_values:
+            self._keys_values[slot] = attention.context_keys_values(self.memory, k_pos)
+        return self._keys_values[slot]
+
+
+class TokenBinding:
+    """``forward`` and ``bind_tokens`` for a denoiser module with ``self.conditioning`` (a
+    :class:`Conditioning`) and ``self._denoise(z_noisy, angles, memory: TokenMemory)``."""
+
+    def forward(self, z_noisy: torch.Tensor, angles: torch.Tensor,
+                tokens: "torch.Tensor | TokenMemory | None" = None) -> torch.Tensor:
+        """z_noisy [B, L, D], angles [B, L] radians, tokens [B, T] long | None -> v̂ [B, L, D].
+        ``tokens`` may also be a :class:`TokenMemory` already built from them (see :meth:`bind_tokens`)."""
+        if not isinstance(tokens, TokenMemory):
+            tokens = self.conditioning.token_memory(tokens, z_noisy.shape[0])
+        return self._denoise(z_noisy, angles, tokens)
+
+    def bind_tokens(self, tokens: torch.Tensor):
+        """``velocity(z_noisy, angles)`` with ``tokens`` [B, T] fixed: the token embedding and every
+        cross-attention layer's keys/values are computed once, on first use, and reused by all
+        later calls (one sampler window). Same values as ``forward(z_noisy, angles, tokens)``; each
+        call still goes through ``self(...)``, so module hooks (progress bars) see every step."""
+        memory = self.conditioning.token_memory(tokens, tokens.shape[0])
+        return lambda z_noisy, angles: self(z_noisy, angles, memory)
+
+
+class Conditioning(nn.Module):
+    """Both conditioning signals of a denoiser.
+
+    ``token_memory(tokens [B, T] | None, batch_size)`` -> :class:`TokenMemory` (memory [B, T', width]
+    is the cross-attention context, its time-mean goes into FiLM with the angle embedding);
+    ``angle_embedding(angles [B, L])`` -> (per-frame embedding [B, L, width], the embedding of each
+    distinct angle [U, width], each frame's index into it [B, L]). A sampler step gives every frame
+    the same angle except the known (angle-0) ones, so U is 1 or 2: the MLP — and any per-frame
+    projection of ``embedding + memory mean`` — runs on U rows instead of B·L.
     """
 
     def __init__(self, width: int, vocab_size: int, angle_base_dim: int = 256,
@@ -101,9 +147,18 @@ class Conditioning(nn.Module):
         self.angle = AngleEmbedding(width, angle_base_dim, angle_interpolation)
         self.tokens = TokenEmbedding(vocab_size, width)
 
+    def token_memory(self, tokens: torch.Tensor | None, batch_size: int) -> TokenMemory:
+        return TokenMemory(self.tokens(tokens, batch_size))
+
+    def angle_embedding(self, angles: torch.Tensor):
+        distinct, index = torch.unique(angles, return_inverse=True)
+        per_angle = self.angle(distinct)                                        # [U, width]
+        return per_angle[index], per_angle, index
+
     def forward(self, angles: torch.Tensor, tokens: torch.Tensor | None):
-        memory = self.tokens(tokens, angles.shape[0])
-        return self.angle(angles), memory, memory.mean(1)
+        """(angle_emb [B, L, width], memory [B, T', width], memory_mean [B, width])."""
+        memory = self.token_memory(tokens, angles.shape[0])
+        return self.angle_embedding(angles)[0], memory.memory, memory.mean
 
 
 def token_positions(num_tokens: int, length: int, frames_per_unit: float,

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..config import Config
-from .conditioning import Conditioning, token_positions
+from .conditioning import Conditioning, TokenBinding, TokenMemory, token_positions
 from .layers import FiLM, RMSNorm, RoFormerBlock
 from .sru import build_bidirectional_rnn
 
@@ -38,7 +38,8 @@ class DPDConfig(Config):
     cross_attention: str = "segment"      # "segment": one query per segment | "position": per K_i
     heads: int = 4
     ffn_mult: int = 4
-    rnn_type: str = "sru"                 # fine path: "sru" (the paper's) | "gru" (tiny preset)
+    rnn_type: str = "sru"                 # fine path: "sru" (the paper's) | "sru_linear" | "gru"
+    rnn_recurrence: str = "loop"          # how "sru_linear" runs c_t: "loop" | "scan" (parallel)
     rnn_layers: int = 2
     rnn_hidden: int = 0                   # state size per direction; 0 = width // 2
     vocab_size: int = 256                 # semantic-token vocabulary (NULL_TOKEN is extra)
@@ -102,33 +103,37 @@ class DualPathBlock(nn.Module):
             for _ in range(cfg.coarse_layers))
         self.coarse_norm = RMSNorm(h)
         hidden = cfg.rnn_hidden or h // 2
-        self.rnn = build_bidirectional_rnn(cfg.rnn_type, h, hidden, cfg.rnn_layers)
+        self.rnn = build_bidirectional_rnn(cfg.rnn_type, h, hidden, cfg.rnn_layers, cfg.rnn_recurrence)
         self.rnn_out = nn.Linear(2 * hidden, h)
         self.film = FiLM(h, h)
         self.fine_norm = RMSNorm(h)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor, memory: torch.Tensor,
-                q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
-        """x [B, S, K, H]; cond [B, L, H] per-frame FiLM input; memory [B, T, H]; q_pos [S]; k_pos [T].
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, frame_index: torch.Tensor,
+                memory: TokenMemory, q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
+        """x [B, S, K, H]; cond [B, U, H]: the FiLM input for each of the U distinct angles, and
+        frame_index [B, L] picks each frame's one; memory: the tokens' :class:`TokenMemory`;
+        q_pos [S]; k_pos [T].
 
-        FiLM's projection runs once per frame and is then segmented like x (half the work of
-        projecting every segment position)."""
+        FiLM's projection runs once per distinct angle (not per frame, nor per segment position),
+        and its result is then spread to the frames and segmented like x."""
         b, s, k, h = x.shape
         kw = self.merge_width
         merged = x.unflatten(2, (kw, k // kw)).mean(3)                 # [B, S, K_i, H]
         seq = merged.transpose(1, 2).reshape(b * kw, s, h)             # along segments
         out = seq
         for layer in self.coarse:
-            out = layer(out, memory, q_pos, k_pos)
+            keys_values = memory.keys_values(layer.cross_attn, k_pos, key=q_pos.numel())
+            out = layer(out, memory.memory, q_pos, k_pos, keys_values)
         delta = (out - seq).reshape(b, kw, s, h).transpose(1, 2)       # [B, S, K_i, H]
-        x = self.coarse_norm(x + delta.repeat_interleave(k // kw, dim=2))
+        x = self.coarse_norm((x.unflatten(2, (kw, k // kw)) + delta[:, :, :, None]).flatten(2, 3))
 
         fine = self.rnn_out(self.rnn(x.reshape(b * s, k, h))).reshape(b, s, k, h)
-        film_params = segment(self.film.proj(cond), k)                # [B, S, K, 2H]
-        return self.fine_norm(x + FiLM.modulate(fine, film_params))
+        film = self.film.proj(cond)                                   # [B, U, 2H]
+        film_params = segment(film[torch.arange(b, device=x.device)[:, None], frame_index], k)
+        return self.fine_norm(x + FiLM.modulate(fine, film_params))   # film_params [B, S, K, 2H]
 
 
-class DPD(nn.Module):
+class DPD(TokenBinding, nn.Module):
     """The dual-path denoiser; see the module docstring. ``DPD(DPDConfig(...))``."""
 
     def __init__(self, cfg: DPDConfig):
@@ -142,17 +147,16 @@ class DPD(nn.Module):
         self.out_norm = RMSNorm(h)
         self.out_proj = nn.Linear(h, cfg.latent_dim)
 
-    def forward(self, z_noisy: torch.Tensor, angles: torch.Tensor,
-                tokens: torch.Tensor | None = None) -> torch.Tensor:
-        """z_noisy [B, L, D], angles [B, L] radians, tokens [B, T] long | None -> v̂ [B, L, D]."""
+    def _denoise(self, z_noisy: torch.Tensor, angles: torch.Tensor, memory: TokenMemory) -> torch.Tensor:
+        """``forward`` (from :class:`TokenBinding`) with the tokens already embedded (batch B)."""
         _, length, _ = z_noisy.shape
         size = self.config.segment_size
-        angle_emb, memory, memory_mean = self.conditioning(angles, tokens)
+        angle_emb, per_angle, frame_index = self.conditioning.angle_embedding(angles)
         x = self.in_norm(self.in_proj(z_noisy) + angle_emb)
         segments = segment(x, size)
-        cond = angle_emb + memory_mean[:, None, :]
+        cond = per_angle[None] + memory.mean[:, None, :]                 # [B, U, H]
         q_pos = torch.arange(segments.shape[1], device=x.device, dtype=torch.float32)
-        k_pos = token_positions(memory.shape[1], length, size // 2, device=x.device)
+        k_pos = token_positions(memory.memory.shape[1], length, size // 2, device=x.device)
         for block in self.blocks:
-            segments = block(segments, cond, memory, q_pos, k_pos)
+            segments = block(segments, cond, frame_index, memory, q_pos, k_pos)
         return self.out_proj(self.out_norm(overlap_add(segments, length)))

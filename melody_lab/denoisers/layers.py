@@ -40,16 +40,22 @@ class Attention(nn.Module):
     def _split(self, x: torch.Tensor) -> torch.Tensor:  # [B, N, dim] -> [B, heads, N, head_dim]
         return x.unflatten(-1, (self.heads, self.head_dim)).transpose(1, 2)
 
+    def context_keys_values(self, context: torch.Tensor, k_pos: torch.Tensor | None):
+        """context [B, M, context_dim] -> (k, v) [B, heads, M, head_dim], k rotated by ``k_pos``.
+        Depends on the context only, so a caller may compute it once and pass it as ``keys_values``."""
+        k, v = (self._split(t) for t in self.to_kv(context).chunk(2, dim=-1))
+        return (k if k_pos is None else apply_rotary(k, *self.rotary(k_pos))), v
+
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
-                q_pos: torch.Tensor | None = None, k_pos: torch.Tensor | None = None) -> torch.Tensor:
-        source = x if context is None else context
+                q_pos: torch.Tensor | None = None, k_pos: torch.Tensor | None = None,
+                keys_values: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         q = self._split(self.to_q(x))
-        k, v = (self._split(t) for t in self.to_kv(source).chunk(2, dim=-1))
         if q_pos is not None:
-            k_pos = q_pos if context is None else k_pos
             q = apply_rotary(q, *self.rotary(q_pos))
-            k = apply_rotary(k, *self.rotary(k_pos))
-        out = F.scaled_dot_product_attention(q, k, v)
+        if keys_values is None:
+            source, k_pos = (x, q_pos) if context is None else (context, k_pos)
+            keys_values = self.context_keys_values(source, None if q_pos is None else k_pos)
+        out = F.scaled_dot_product_attention(q, *keys_values)
         return self.to_out(out.transpose(1, 2).flatten(2))
 
 
@@ -101,15 +107,18 @@ class RoFormerBlock(nn.Module):
         self.ffn = FeedForward(dim, ffn_mult)
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor, q_pos: torch.Tensor,
-                k_pos: torch.Tensor) -> torch.Tensor:
+                k_pos: torch.Tensor, memory_keys_values: tuple | None = None) -> torch.Tensor:
+        """``memory_keys_values``: ``cross_attn.context_keys_values(memory, k_pos)`` if precomputed."""
         x = x + self.self_attn(self.norm_self(x), q_pos=q_pos)
         batch, (rows, length, dim) = memory.shape[0], x.shape
         groups = rows // batch
         queries = self.norm_cross(x).reshape(batch, groups, length, dim)
         if self.pool_groups:
-            cross = self.cross_attn(queries.mean(1), memory, q_pos=q_pos, k_pos=k_pos)[:, None]
+            cross = self.cross_attn(queries.mean(1), memory, q_pos=q_pos, k_pos=k_pos,
+                                    keys_values=memory_keys_values)[:, None]
         else:
             cross = self.cross_attn(queries.reshape(batch, groups * length, dim), memory,
-                                    q_pos=q_pos.repeat(groups), k_pos=k_pos)
+                                    q_pos=q_pos.repeat(groups), k_pos=k_pos,
+                                    keys_values=memory_keys_values)
         x = (x.reshape(batch, groups, length, dim) + cross.reshape(batch, -1, length, dim)).reshape(x.shape)
         return x + self.ffn(self.norm_ffn(x))

@@ -14,7 +14,17 @@ the matmuls for every time step, both directions and the whole batch; a TorchScr
 runs just the forget-gate recurrence (two fused ops per step on ``[N, hidden]`` rows); r_t and h_t
 are computed for the whole sequence afterwards. The backward pass is hand-written
 (:class:`SRUFunction`): the gradient of the recurrence is itself a 2-op reverse scan. GRU
-(``nn.GRU``, oneDNN kernels) is the alternative fine path; docs/denoisers.md compares the two.
+(``nn.GRU``, oneDNN kernels) is the alternative fine path; docs/denoisers.md compares them.
+
+``"sru_linear"`` is the SRU of Lei et al.'s first version ("Training RNNs as fast as CNNs", 2017),
+whose gates read the input only — f_t = σ(W_f x_t + b_f), r_t = σ(W_r x_t + b_r) — with the
+identity highway h_t = r_t ⊙ c_t + (1 − r_t) ⊙ x_t when the input is as wide as the output (a
+projection otherwise). Its cell line c_t = f_t ⊙ c_{t−1} + (1 − f_t) ⊙ x̃_t is then a *linear*
+recurrence c_t = a_t ⊙ c_{t−1} + b_t, which a parallel scan computes in ⌈log₂ T⌉ rounds of
+whole-sequence ops (:func:`linear_recurrence_scan`); :func:`linear_recurrence_loop` is the readable
+step-by-step reference, and :class:`LinearRecurrence` gives either one the exact backward (itself a
+linear recurrence run the other way). One matmul per layer (6·hidden outputs instead of 8) and a
+handful of elementwise kernels make it the cheapest fine path.
 Shapes: ``x [N, T, in_dim] -> [N, T, 2·hidden]`` (both directions concatenated).
 """
 from __future__ import annotations
@@ -24,7 +34,8 @@ import warnings
 import torch
 from torch import nn
 
-RNN_TYPES = ("sru", "gru")
+RNN_TYPES = ("sru", "sru_linear", "gru")
+RECURRENCES = ("loop", "scan")
 
 
 def _script(fn):
@@ -145,19 +156,123 @@ class SRULayer(nn.Module):
         return SRUFunction.apply(u, self.v)                     # u: [8, T, N, hidden]
 
 
-class BiSRU(nn.Module):
-    """A stack of bidirectional SRU layers: [N, T, in_dim] -> [N, T, 2·hidden]."""
+def linear_recurrence_loop(a: torch.Tensor, b: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+    """c_t = a_t ⊙ c_{t−1} + b_t with c_{−1} = 0, one step at a time along dim 0 (the reference).
 
-    def __init__(self, in_dim: int, hidden: int, num_layers: int = 2):
+    a, b [T, ...] -> c [T, ...]. ``reverse`` runs from t = T−1 down to 0 ("t−1" is then t+1).
+    """
+    c = torch.zeros_like(b[0])
+    states = []
+    for t in (reversed(range(b.shape[0])) if reverse else range(b.shape[0])):
+        c = torch.addcmul(b[t], a[t], c)
+        states.append(c)
+    return torch.stack(states[::-1] if reverse else states)
+
+
+def linear_recurrence_scan(a: torch.Tensor, b: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+    """The same recurrence as :func:`linear_recurrence_loop`, as a Hillis–Steele parallel scan.
+
+    Round k combines every step with the one 2^k before it: (a, b)_t ← (a_t a_{t−s}, b_t + a_t b_{t−s}),
+    s = 2^k. After ⌈log₂ T⌉ rounds b_t holds c_t. Each round is two whole-tensor ops; products of
+    gates in [0, 1] never overflow, so no log space is needed. a, b [T, ...] -> c [T, ...].
+    """
+    a, b = a.clone(), b.clone()
+    steps, span = b.shape[0], 1
+    while span < steps:
+        n = steps - span
+        later, earlier = (slice(0, n), slice(span, steps)) if reverse else (slice(span, steps), slice(0, n))
+        b[later] += a[later] * b[earlier]          # the product is formed before b is written
+        if 2 * span < steps:
+            a[later] *= a[earlier].clone()
+        span *= 2
+    return b
+
+
+_RECURRENCE = {"loop": linear_recurrence_loop, "scan": linear_recurrence_scan}
+
+
+def _shifted(x: torch.Tensor, reverse: bool, earlier: bool) -> torch.Tensor:
+    """x_{t−1} (``earlier``) or x_{t+1} in the recurrence's own direction, zero beyond the ends."""
+    zero = torch.zeros_like(x[:1])
+    if earlier != reverse:
+        return torch.cat([zero, x[:-1]])
+    return torch.cat([x[1:], zero])
+
+
+class LinearRecurrence(torch.autograd.Function):
+    """apply(a [T, ...], b [T, ...], reverse: bool, method: "scan" | "loop") -> c [T, ...].
+
+    Backward: dL/dc_t collects grad_t and a_{t+1} ⊙ dL/dc_{t+1}, the same linear recurrence run in the
+    opposite direction, so it uses the same ``method``; then dL/db_t = dL/dc_t (total) and
+    dL/da_t = dL/dc_t ⊙ c_{t−1}.
+    """
+
+    @staticmethod
+    def forward(ctx, a, b, reverse, method):
+        c = _RECURRENCE[method](a, b, reverse)
+        ctx.save_for_backward(a, c)
+        ctx.reverse, ctx.method = reverse, method
+        return c
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_c):
+        a, c = ctx.saved_tensors
+        grad_b = _RECURRENCE[ctx.method](_shifted(a, ctx.reverse, earlier=False), grad_c, not ctx.reverse)
+        return grad_b * _shifted(c, ctx.reverse, earlier=True), grad_b, None, None
+
+
+class LinearSRULayer(nn.Module):
+    """One bidirectional input-gated SRU layer (``"sru_linear"``), batch-first: [N, T, in] -> [N, T, 2·hidden].
+
+    ``recurrence``: ``"scan"`` (parallel over time) or ``"loop"`` (the step-by-step reference);
+    both compute the same function.
+    """
+
+    def __init__(self, in_dim: int, hidden: int, recurrence: str = "loop"):
         super().__init__()
-        self.layers = nn.ModuleList(
-            SRULayer(in_dim if i == 0 else 2 * hidden, hidden) for i in range(num_layers))
+        if recurrence not in RECURRENCES:
+            raise ValueError(f"unknown recurrence {recurrence!r}; choose one of {', '.join(RECURRENCES)}")
+        self.hidden, self.recurrence = hidden, recurrence
+        self.identity_highway = in_dim == 2 * hidden
+        # output column block 3·d + k (or 4·d + k with a highway projection): direction d, k = x̃, f̃, r̃(, x')
+        self.per_direction = 3 if self.identity_highway else 4
+        self.proj = nn.Linear(in_dim, 2 * self.per_direction * hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.transpose(0, 1)  # time first: each step of the scan reads contiguous rows
+        u = self.proj(x).unflatten(-1, (2, self.per_direction, self.hidden))   # [N, T, 2, k, hidden]
+        x_tilde = u[..., 0, :]
+        gates = torch.sigmoid(u[..., 1:3, :])                                  # f, r: [N, T, 2, 2, hidden]
+        f, r = gates[..., 0, :], gates[..., 1, :]
+        b = x_tilde - f * x_tilde                                              # (1 − f) ⊙ x̃
+        c = torch.stack([LinearRecurrence.apply(f[:, :, d].transpose(0, 1), b[:, :, d].transpose(0, 1),
+                                                d == 1, self.recurrence)
+                         for d in (0, 1)], dim=2).transpose(0, 1)               # [N, T, 2, hidden]
+        highway = x.unflatten(-1, (2, self.hidden)) if self.identity_highway else u[..., 3, :]
+        return torch.addcmul(highway, r, c - highway).flatten(-2)              # r ⊙ c + (1 − r) ⊙ x
+
+
+class BiSRU(nn.Module):
+    """A stack of bidirectional SRU layers: [N, T, in_dim] -> [N, T, 2·hidden].
+
+    ``cell="sru"``: :class:`SRULayer` (Lei et al. 2018; runs time-first); ``"sru_linear"``:
+    :class:`LinearSRULayer` (batch-first, no transposes).
+    """
+
+    def __init__(self, in_dim: int, hidden: int, num_layers: int = 2, cell: str = "sru",
+                 recurrence: str = "loop"):
+        super().__init__()
+        self.time_first = cell == "sru"
+        self.layers = nn.ModuleList(
+            SRULayer(d, hidden) if cell == "sru" else LinearSRULayer(d, hidden, recurrence)
+            for d in (in_dim if i == 0 else 2 * hidden for i in range(num_layers)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.time_first:
+            x = x.transpose(0, 1)  # each step of the scripted loop reads contiguous rows
         for layer in self.layers:
             x = layer(x)
-        return x.transpose(0, 1)
+        return x.transpose(0, 1) if self.time_first else x
 
 
 class BiGRU(nn.Module):
@@ -171,10 +286,14 @@ class BiGRU(nn.Module):
         return self.gru(x)[0]
 
 
-def build_bidirectional_rnn(rnn_type: str, in_dim: int, hidden: int, num_layers: int = 2) -> nn.Module:
-    """``"sru"`` or ``"gru"``: [N, T, in_dim] -> [N, T, 2·hidden]."""
-    if rnn_type == "sru":
-        return BiSRU(in_dim, hidden, num_layers)
+def build_bidirectional_rnn(rnn_type: str, in_dim: int, hidden: int, num_layers: int = 2,
+                            recurrence: str = "loop") -> nn.Module:
+    """``"sru"``, ``"sru_linear"`` or ``"gru"``: [N, T, in_dim] -> [N, T, 2·hidden].
+
+    ``recurrence`` (``"scan"`` | ``"loop"``) selects how ``"sru_linear"`` runs its recurrence.
+    """
+    if rnn_type in ("sru", "sru_linear"):
+        return BiSRU(in_dim, hidden, num_layers, cell=rnn_type, recurrence=recurrence)
     if rnn_type == "gru":
         return BiGRU(in_dim, hidden, num_layers)
     raise ValueError(f"unknown fine-path RNN {rnn_type!r}; choose one of {', '.join(RNN_TYPES)}")

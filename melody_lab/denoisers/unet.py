@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config
-from .conditioning import Conditioning, token_positions
+from .conditioning import Conditioning, TokenBinding, TokenMemory, token_positions
 from .layers import FiLM, RoFormerBlock
 
 
@@ -66,14 +66,15 @@ class Stage(nn.Module):
         self.res = ResBlock(c_in, c_out, cfg.cond_dim, cfg.kernel_size)
         self.attn = RoFormerBlock(c_out, cfg.heads, cfg.cond_dim, cfg.ffn_mult) if attention else None
 
-    def forward(self, x, cond, memory, q_pos, k_pos):
+    def forward(self, x, cond, memory: TokenMemory, q_pos, k_pos):
         x = self.res(x, cond)
         if self.attn is not None:
-            x = self.attn(x.transpose(1, 2), memory, q_pos, k_pos).transpose(1, 2)
+            keys_values = memory.keys_values(self.attn.cross_attn, k_pos, key=q_pos.numel())
+            x = self.attn(x.transpose(1, 2), memory.memory, q_pos, k_pos, keys_values).transpose(1, 2)
         return x
 
 
-class UNet1D(nn.Module):
+class UNet1D(TokenBinding, nn.Module):
     """``UNet1D(UNetConfig(...))``: forward(z_noisy [B, L, D], angles [B, L], tokens) -> [B, L, D]."""
 
     def __init__(self, cfg: UNetConfig):
@@ -105,21 +106,21 @@ class UNet1D(nn.Module):
                 self.upsample.append(nn.Conv1d(c, c, 3, padding=1))
         self.out = nn.Sequential(_group_norm(c), nn.SiLU(), nn.Conv1d(c, cfg.latent_dim, 3, padding=1))
 
-    def forward(self, z_noisy: torch.Tensor, angles: torch.Tensor,
-                tokens: torch.Tensor | None = None) -> torch.Tensor:
-        """z_noisy [B, L, D], angles [B, L] radians, tokens [B, T] long | None -> v̂ [B, L, D]."""
+    def _denoise(self, z_noisy: torch.Tensor, angles: torch.Tensor, memory: TokenMemory) -> torch.Tensor:
+        """:meth:`forward` (from :class:`TokenBinding`) with the tokens already embedded."""
         length = z_noisy.shape[1]
         levels, n = len(self.config.channels), self.config.blocks_per_level
         factor = 2 ** (levels - 1)
-        angle_emb, memory, memory_mean = self.conditioning(angles, tokens)
+        angle_emb = self.conditioning.angle_embedding(angles)[0]
         pad = (-length) % factor
-        cond = F.pad((angle_emb + memory_mean[:, None]).transpose(1, 2), (0, pad), mode="replicate")
+        cond = F.pad((angle_emb + memory.mean[:, None]).transpose(1, 2), (0, pad), mode="replicate")
         conds, positions = [], []
         for level in range(levels):  # per level: FiLM input [B, N_l, E] and rotary positions
             conds.append(F.avg_pool1d(cond, 2 ** level).transpose(1, 2))
             n_frames = conds[-1].shape[1]
             q_pos = torch.arange(n_frames, device=z_noisy.device, dtype=torch.float32) + 0.5
-            positions.append((q_pos, token_positions(memory.shape[1], length, 2 ** level, z_noisy.device)))
+            positions.append((q_pos, token_positions(memory.memory.shape[1], length, 2 ** level,
+                                                       z_noisy.device)))
 
         def run(stage, x, level):
             return stage(x, conds[level], memory, *positions[level])

@@ -19,7 +19,7 @@ training drops a row's tokens with :func:`drop_tokens` (p = 0.1) using the same 
 from .angles import add_noise, predict_clean, predict_noise, velocity_target
 from .editing import TokenProvider, continue_latent, frame_range_mask, inpaint
 from .toys import GaussianLatents, OracleDenoiser, gaussian_w2, sampler_output_distribution
-from .guidance import NULL_TOKEN, Denoiser, drop_tokens, guided_velocity, null_rows
+from .guidance import NULL_TOKEN, Denoiser, drop_tokens, guided_denoiser, guided_velocity, null_rows
 from .multichunk import (
     MultiChunkTarget,
     chunk_bounds,
@@ -63,6 +63,7 @@ __all__ = [
     "Denoiser",
     "null_rows",
     "drop_tokens",
+    "guided_denoiser",
     "guided_velocity",
     "StepCallback",
     "sample",

@@ -11,6 +11,12 @@ with itself and marks the unconditional half by filling its token rows with ``NU
 a valid token id). A denoiser must treat every row whose tokens are all ``NULL_TOKEN`` exactly like
 ``tokens=None`` (its learned null embedding); :func:`null_rows` finds those rows. Training uses the
 same marker (:func:`drop_tokens`), so a batch can mix conditional and unconditional rows.
+
+**Work done once per window.** The tokens (and so the doubled CFG token batch) are the same for every
+sampler step of a window. :func:`guided_denoiser` builds the doubled token batch once and, when the
+denoiser offers ``bind_tokens(tokens) -> velocity(z, angles)`` (DPD and U-Net do: it embeds the tokens
+and caches the cross-attention keys/values on first use), binds it once; the sampler then calls the
+returned function at every step. A plain ``(z, angles, tokens)`` callable works unchanged.
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["NULL_TOKEN", "Denoiser", "null_rows", "drop_tokens", "guided_velocity"]
+__all__ = ["NULL_TOKEN", "Denoiser", "null_rows", "drop_tokens", "guided_denoiser", "guided_velocity"]
 
 NULL_TOKEN = -1
 """Token id marking an unconditional row: a row of ``tokens`` that is all ``NULL_TOKEN`` means "no tokens"."""
@@ -47,6 +53,37 @@ def drop_tokens(tokens: torch.Tensor | None, p: float, generator: torch.Generato
     return torch.where(drop, torch.full_like(tokens, NULL_TOKEN), tokens)
 
 
+def _bound(denoiser: Denoiser, tokens: torch.Tensor | None):
+    bind = getattr(denoiser, "bind_tokens", None)
+    if tokens is None or bind is None:
+        return lambda z, angles: denoiser(z, angles, tokens)
+    return bind(tokens)
+
+
+def guided_denoiser(denoiser: Denoiser, tokens: torch.Tensor | None,
+                    guidance: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``velocity(z [B, L, D], angles [B, L]) -> v̂ [B, L, D]`` for fixed ``tokens`` [B, T_st] | None
+    and guidance scale w: the same values as :func:`guided_velocity`, with the token-side work
+    (doubled token batch, embedding, cross-attention keys/values) done once for all calls.
+
+    - ``tokens is None``: one unconditional call (w has nothing to mix).
+    - ``w == 1``: one conditional call — exactly the conditional path, not ``v_u + 1·(v_c − v_u)``.
+    - otherwise: ONE call on the doubled batch ``[z; z]`` with tokens ``[tokens; NULL_TOKEN rows]``,
+      then ``v_u + w · (v_c − v_u)``.
+    """
+    if tokens is None or guidance == 1.0:
+        return _bound(denoiser, tokens)
+    net = _bound(denoiser, torch.cat([tokens, torch.full_like(tokens, NULL_TOKEN)]))
+
+    def velocity(z: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+        batch = z.shape[0]
+        v = net(torch.cat([z, z]), torch.cat([angles, angles]))
+        v_cond, v_uncond = v[:batch], v[batch:]
+        return v_uncond + guidance * (v_cond - v_uncond)
+
+    return velocity
+
+
 def guided_velocity(
     denoiser: Denoiser,
     z: torch.Tensor,
@@ -54,22 +91,6 @@ def guided_velocity(
     tokens: torch.Tensor | None,
     guidance: float,
 ) -> torch.Tensor:
-    """v̂ [B, L, D] for latents z [B, L, D] at per-frame angles [B, L] under guidance scale w.
-
-    - ``tokens is None``: one unconditional call (w has nothing to mix).
-    - ``w == 1``: one conditional call — exactly the conditional path, not ``v_u + 1·(v_c − v_u)``.
-    - otherwise: ONE call on the doubled batch ``[z; z]`` with tokens ``[tokens; NULL_TOKEN rows]``,
-      then ``v_u + w · (v_c − v_u)``.
-    """
-    if tokens is None:
-        return denoiser(z, angles, None)
-    if guidance == 1.0:
-        return denoiser(z, angles, tokens)
-    batch = z.shape[0]
-    v = denoiser(
-        torch.cat([z, z]),
-        torch.cat([angles, angles]),
-        torch.cat([tokens, torch.full_like(tokens, NULL_TOKEN)]),
-    )
-    v_cond, v_uncond = v[:batch], v[batch:]
-    return v_uncond + guidance * (v_cond - v_uncond)
+    """v̂ [B, L, D] for latents z [B, L, D] at per-frame angles [B, L] under guidance scale w
+    (one call of :func:`guided_denoiser`; see there for the three cases)."""
+    return guided_denoiser(denoiser, tokens, guidance)(z, angles)

@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 import torch
 
 from .angles import predict_clean
-from .guidance import Denoiser, guided_velocity
+from .guidance import Denoiser, guided_denoiser
 
 __all__ = ["sample", "StepCallback"]
 
@@ -95,12 +95,13 @@ def sample(
         keep = known_mask.unsqueeze(-1)
         z = torch.where(keep, known, z)
 
+    velocity = guided_denoiser(denoiser, tokens, guidance)  # token-side work once per window
     for step in range(angles.numel() - 1):
         delta, omega = angles[step].item(), (angles[step] - angles[step + 1]).item()
         frame_angles = torch.full((batch, num_frames), delta, dtype=z.dtype, device=z.device)
         if known is not None:
             frame_angles = frame_angles.masked_fill(known_mask, 0.0)
-        v_hat = guided_velocity(denoiser, z, frame_angles, tokens, guidance)
+        v_hat = velocity(z, frame_angles)
         z_in = z
         z = math.cos(omega) * z - math.sin(omega) * v_hat
         if known is not None:
