@@ -22,3 +22,20 @@ def register(subparsers) -> None:
         module = importlib.import_module(f"{train.__name__}.{info.name}")
         if hasattr(module, "register_cli"):
             module.register_cli(stages)
+    for stage in stages.choices.values():
+        stage.add_argument("--tensorboard", action="store_true",
+                           help="also write TensorBoard event files to OUT/tensorboard/ beside log.jsonl "
+                           "(needs the 'tensorboard' extra: pip install -e '.[tensorboard]')")
+        stage.set_defaults(func=_with_tensorboard(stage.get_default("func")))
+
+
+def _with_tensorboard(run):
+    def run_stage(args):
+        if not args.tensorboard:
+            return run(args)
+        from ..train.loop import tensorboard_logging
+
+        with tensorboard_logging():
+            return run(args)
+
+    return run_stage
