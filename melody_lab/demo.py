@@ -254,8 +254,9 @@ def build_app(session: DemoSession):
                     seed = gr.Number(value=0, precision=0, label="seed")
                 button = gr.Button("Generate", variant="primary")
             with gr.Column():
-                audio_out = gr.Audio(type="filepath", label="result", interactive=False)
-                spectrogram = gr.Image(type="filepath", label="spectrogram", interactive=False)
+                audio_out = gr.Audio(type="filepath", label="result", interactive=False, buttons=["download"])
+                spectrogram = gr.Image(type="filepath", label="spectrogram", interactive=False,
+                                       buttons=["download"])
                 timings = gr.Textbox(label="time per stage and real-time factor", interactive=False)
         button.click(generate, [mode, prompt, upload, duration, start, end, steps, schedule, guidance, seed],
                      [audio_out, spectrogram, timings], api_name="generate")
@@ -276,6 +277,7 @@ def serve(session: DemoSession, port: int = 7860, block: bool = True):
         _, url, _ = app.queue(default_concurrency_limit=1).launch(
             server_name=HOST, server_port=port, share=False, inbrowser=False, prevent_thread_lock=True,
             show_error=False, quiet=True, ssr_mode=False, pwa=False, mcp_server=False,
+            footer_links=["api", "settings"],
             allowed_paths=[str(session.out_dir)], theme=gr.themes.Default())
     except OSError as err:
         raise UserError(f"cannot serve on {HOST}:{port}: {err}") from None

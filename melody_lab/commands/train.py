@@ -22,7 +22,9 @@ def register(subparsers) -> None:
         module = importlib.import_module(f"{train.__name__}.{info.name}")
         if hasattr(module, "register_cli"):
             module.register_cli(stages)
-    for stage in stages.choices.values():
+    for name, stage in stages.choices.items():
+        if name == "tokenizer":  # fits k-means in one go: no training loop, nothing to log
+            continue
         stage.add_argument("--tensorboard", action="store_true",
                            help="also write TensorBoard event files to OUT/tensorboard/ beside log.jsonl "
                            "(needs the 'tensorboard' extra: pip install -e '.[tensorboard]')")
