@@ -99,11 +99,11 @@ run("data", "build", "--preset", "micro", "--out", CORPUS, "--seed", "0", "--qui
 rows = load_metadata(CORPUS)
 corpus = ClipDataset(CORPUS, "all")
 print(f"{len(rows)} clips; splits: { {s: sum(r['split'] == s for r in rows) for s in ('train', 'valid', 'test')} }")
-for r in rows[:3]:
-    print(f"  {r['clip_id']}: {r['caption']}")
+for i in range(3):
+    print(f"  {corpus[i]['clip_id']}: {corpus[i]['caption']}")
 fig, axes = plt.subplots(1, 3, figsize=(15, 2.8), sharey=True)
 for ax, i in zip(axes, range(3)):
-    plot_spectrogram(corpus[i]["audio"], corpus.sample_rate, ax=ax, title=rows[i]["caption"][:40])
+    plot_spectrogram(corpus[i]["audio"], corpus.sample_rate, ax=ax, title=corpus[i]["caption"][:40])
 fig.tight_layout()
 plt.show()
 display(Audio(corpus[0]["audio"].numpy(), rate=corpus.sample_rate))"""),
@@ -198,7 +198,7 @@ codec's latents of the corpus, conditioned on the semantic tokens. Its first run
 corpus once with the trained codec and tokenizer and caches the result in `OUT/cache`, so the
 resumed pass starts straight away. After each pass `melody-lab bundle` assembles the five stages
 into a model folder, and we generate the same prompt with the same seed from each."""),
-    code("""prompt = rows[0]["caption"]
+    code("""prompt = corpus[0]["caption"]                  # the caption of `clip`, the clip of section 2
 print("prompt:", prompt)
 stages = [f"--{s}={RUNS / s}" for s in ("codec", "mulan", "tokenizer", "lm", "denoiser")]
 made = {}
@@ -245,7 +245,8 @@ pauses a stage cleanly, and `--tensorboard` writes TensorBoard event files next 
     code("""run("train", "all", "--preset", "micro", "--data", CORPUS, "--out", RUNS, "--no-progress")
 bundle = RUNS / "bundle"
 for path in sorted(bundle.iterdir()):
-    print(f"  {path.name:28s} {path.stat().st_size / 1e3:8.1f} kB")
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+    print(f"  {path.name + ('/' if path.is_dir() else ''):16s} {size / 1e3:8.1f} kB")
 model = MeLoDy.from_pretrained(bundle)
 print(f"parameters: { {k: sum(p.numel() for p in m.parameters()) for k, m in [('codec', model.codec), ('denoiser', model.denoiser), ('lm', model.lm), ('mulan', model.mulan)]} }")
 audio = model.generate(["a calm chorale on organ"], DURATION, seed=1)

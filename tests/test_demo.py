@@ -51,7 +51,7 @@ def _ask(client, mode="text", prompt="a slow chorale on organ", audio=None, dura
                           api_name="/generate")
 
 
-def test_text_to_music_and_continuation_through_the_client(server):
+def test_all_four_jobs_through_the_client(server):
     from gradio_client import handle_file
 
     client, _ = server
@@ -69,6 +69,16 @@ def test_text_to_music_and_continuation_through_the_client(server):
     assert extended.shape == (40000,)
     assert np.allclose(extended[:16000], audio[:16000], atol=1 / 2**15)  # the input kept (16-bit WAV)
     assert "encode" in summary
+
+    edited, _, _ = _ask(client, "inpaint", prompt="a reel on fiddle", audio=handle_file(wav),
+                        start=0.5, end=1.0)
+    edited, _ = sf.read(edited)
+    assert edited.shape == audio.shape and not np.allclose(edited[8000:16000], audio[8000:16000])
+    assert np.allclose(edited[:8000], audio[:8000], atol=1 / 2**15)  # outside the range: kept
+    assert np.allclose(edited[16000:], audio[16000:], atol=1 / 2**15)
+
+    prompted, _, _ = _ask(client, "audio prompt", prompt="", audio=handle_file(wav), duration=1.0)
+    assert sf.read(prompted)[0].shape == (16000,)
 
 
 @pytest.mark.parametrize("kwargs, message", [
