@@ -83,6 +83,18 @@ def run(*args):
     print(f"  … {time.perf_counter() - started:.1f} s")
 
 
+def show(clips, sample_rate=16000):
+    \"\"\"Spectrograms of {label: audio [T]} side by side, then a player for each.\"\"\"
+    fig, axes = plt.subplots(1, len(clips), figsize=(15, 2.8), sharey=True)
+    for ax, (label, audio) in zip(axes, clips.items()):
+        plot_spectrogram(audio, sample_rate, ax=ax, title=label[:40])
+    fig.tight_layout()
+    plt.show()
+    for label, audio in clips.items():
+        print(label)
+        display(Audio(np.asarray(audio), rate=sample_rate))
+
+
 print(f"size = {SIZE!r}, steps = {STEPS}")"""),
     md("""## 1 · A corpus
 
@@ -101,12 +113,7 @@ corpus = ClipDataset(CORPUS, "all")
 print(f"{len(rows)} clips; splits: { {s: sum(r['split'] == s for r in rows) for s in ('train', 'valid', 'test')} }")
 for i in range(3):
     print(f"  {corpus[i]['clip_id']}: {corpus[i]['caption']}")
-fig, axes = plt.subplots(1, 3, figsize=(15, 2.8), sharey=True)
-for ax, i in zip(axes, range(3)):
-    plot_spectrogram(corpus[i]["audio"], corpus.sample_rate, ax=ax, title=corpus[i]["caption"][:40])
-fig.tight_layout()
-plt.show()
-display(Audio(corpus[0]["audio"].numpy(), rate=corpus.sample_rate))"""),
+show({corpus[i]["caption"]: corpus[i]["audio"] for i in range(3)}, corpus.sample_rate)"""),
     md("""## 2 · The codec, in two passes
 
 The codec is a VAE-GAN: an encoder to a continuous latent, a decoder back, trained on
@@ -148,14 +155,7 @@ ax2.legend()
 fig.tight_layout()
 plt.show()
 
-fig, axes = plt.subplots(1, len(heard), figsize=(15, 2.8), sharey=True)
-for ax, (label, audio) in zip(axes, heard.items()):
-    plot_spectrogram(audio, corpus.sample_rate, ax=ax, title=label)
-fig.tight_layout()
-plt.show()
-for label, audio in heard.items():
-    print(label)
-    display(Audio(audio.numpy(), rate=corpus.sample_rate))"""),
+show(heard, corpus.sample_rate)"""),
     md("""**Reading it.** The STFT loss falls steeply in the first few hundred steps, then slowly; the
 discriminator and generator losses hover near each other, which is what a balanced GAN looks
 like (a discriminator loss falling to zero would mean the decoder lost the game). The first
@@ -221,15 +221,7 @@ ax.legend()
 plt.show()
 print("validation after each pass:", [{k: round(v, 3) for k, v in v_.items()} for v_ in val])
 
-fig, axes = plt.subplots(1, len(made) + 1, figsize=(15, 2.8), sharey=True)
-plot_spectrogram(clip, corpus.sample_rate, ax=axes[0], title="a real clip with this caption")
-for ax, (label, audio) in zip(axes[1:], made.items()):
-    plot_spectrogram(audio, model.sample_rate, ax=ax, title=label)
-fig.tight_layout()
-plt.show()
-for label, audio in made.items():
-    print(label)
-    display(Audio(audio.numpy(), rate=model.sample_rate))"""),
+show({"a real clip with this caption": clip, **made}, model.sample_rate)"""),
     md("""**Reading it.** The velocity loss falls fast and then flattens; the validation velocity MSE and
 SI-SNRi (how much a single denoising pass improves a noisy latent, notebook 03) move the same
 way. In the spectrograms, the early model makes nearly uniform noise through the codec; the later
