@@ -105,3 +105,16 @@ def test_page_loads_nothing_from_the_internet(server):
     assert "<gradio-app" in html or "gradio" in html
     external = re.findall(r'<(?:script|link)[^>]+(?:src|href)="(https?://[^"]+)"', html)
     assert external == [], external
+
+
+def test_unreadable_or_silent_upload_is_the_cli_one_line_error(server, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    client, _ = server
+    (tmp_path / "notes.wav").write_text("not audio")
+    sf.write(tmp_path / "silence.wav", np.zeros(16000, np.float32), 16000)
+    for name, message in [("notes.wav", "cannot read audio file"), ("silence.wav", "is silent")]:
+        with pytest.raises(AppError) as info:
+            _ask(client, "continue", prompt="", audio=handle_file(str(tmp_path / name)))
+        assert message in str(info.value) and "\n" not in str(info.value)
