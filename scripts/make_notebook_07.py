@@ -16,8 +16,8 @@ CELLS = [
     md("""# 07 · Train your own MeLoDy, every stage, end to end
 
 **What it teaches.** nanoGPT's lesson for this model family: the whole recipe, small enough to
-run on a laptop CPU while you watch it. You build a corpus, train each of MeLoDy's five stages
-with the same command-line tool you would use for a real run, read their loss curves from the
+run on a laptop CPU while you watch it. You build a corpus, train MeLoDy's stages with the same
+command-line tool (and Python API) you would use for a real run, read their loss curves from the
 runs' `log.jsonl`, see the spectrograms change as training goes on, assemble a bundle and generate
 with it.
 
@@ -29,18 +29,18 @@ with it.
 | semantic LM | MuLan codes → semantic tokens, the plan (notebook 04) | `melody-lab train lm` |
 | dual-path denoiser | tokens + noise → latent, by angle diffusion (notebooks 01, 03) | `melody-lab train denoiser` |
 
-`melody-lab train all` runs the five in order and writes the bundle. Here every stage is run on its
-own, so each one can be looked at, and `train all` comes last. It skips what is already trained.
+**One shortcut, the same one nanoGPT takes.** nanoGPT trains the transformer but borrows GPT-2's
+tokenizer. Here the codec is the slow stage: section 2 trains a micro codec for a few minutes so
+you see it learn, but a usable one took 2.4 hours (the shipped tiny VAE-GAN, notebook 02), so the
+stages after it are trained on the latents of the **shipped tiny codec**. Everything else is
+trained from scratch at the **micro** preset on 32 clips of 2 s: it learns loudness, rhythm and a
+rough spectral shape, not a tune. The point is to see every moving part work and the curves
+move; the shipped tiny model (notebook 05) is the same recipe with a 36× larger denoiser,
+3,619 clips and about 5 hours of CPU time.
 
-**What to expect.** The model is the **micro** preset (about 240 k parameters in all: a 54 k
-denoiser, a 45 k codec, an 86 k LM, a 54 k MuLan) trained for minutes on 32 clips of 2 s. It learns loudness, rhythm and
-a rough spectral shape, not a tune. The point is to see every moving part work, and the curves
-move. The shipped tiny model (notebook 05) is the same recipe with a 36× larger denoiser, 3,619 clips
-and about 5 hours of CPU time.
-
-**Cost.** Full size (the default) about 6 minutes on 2 CPU cores with one thread; CI runs it
-with `MELODY_LAB_NOTEBOOK_SIZE=ci` (a few training steps per stage) in about a minute. Nothing is
-downloaded: the corpus is rendered from scores inside the `music21` wheel."""),
+**Cost.** Full size (the default): NB07_COST. CI runs it with `MELODY_LAB_NOTEBOOK_SIZE=ci` (a few
+training steps per stage). Nothing is downloaded: the corpus is rendered from scores inside the
+`music21` wheel."""),
     code("""%matplotlib inline
 import json
 import os
@@ -55,16 +55,18 @@ import torch
 from IPython.display import Audio, display
 
 from melody_lab.cli import main as melody_lab
-from melody_lab.codecs import load_codec
-from melody_lab.data import ClipDataset, load_metadata
+from melody_lab.codecs import ASSETS, load_codec
+from melody_lab.data import ClipDataset
 from melody_lab.pipeline import MeLoDy
 from melody_lab.plotting import plot_spectrogram
+from melody_lab.train.denoiser import DenoiserTrainConfig, train_denoiser
+from melody_lab.train.loop import LoopConfig
 
 SIZE = os.environ.get("MELODY_LAB_NOTEBOOK_SIZE", "full")   # "full" (default) or "ci" (smaller, for tests)
 CI = SIZE == "ci"
 # optimisation steps per stage: (first pass, total); the second pass resumes the first
 STEPS = ({"codec": (10, 20), "mulan": 20, "lm": 20, "denoiser": (10, 20)} if CI
-         else {"codec": (300, 1500), "mulan": 150, "lm": 300, "denoiser": (100, 600)})
+         else {"codec": (150, 600), "mulan": 150, "lm": 300, "denoiser": (150, 1500)})
 DURATION = 2.0                      # seconds per generated clip (the micro clips are 2 s)
 
 warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm in a notebook without widgets
@@ -81,6 +83,15 @@ def run(*args):
     code = melody_lab(args)
     assert code == 0, f"melody-lab exited with {code}"
     print(f"  … {time.perf_counter() - started:.1f} s")
+
+
+def log_rows(run_dir):
+    \"\"\"The loss rows and the validation rows of a run's log.jsonl, as dicts of arrays.\"\"\"
+    rows = [json.loads(line) for line in (Path(run_dir) / "log.jsonl").read_text().splitlines()]
+    train = [r for r in rows if "val" not in r]
+    val = [{"step": r["step"], **r["val"]} for r in rows if "val" in r]
+    as_arrays = lambda rs: {k: np.array([r[k] for r in rs]) for k in rs[0] if k != "time"}
+    return as_arrays(train), as_arrays(val)
 
 
 def show(clips, sample_rate=16000):
@@ -108,60 +119,49 @@ WORK = Path(work.name)
 CORPUS, RUNS = WORK / "corpus", WORK / "runs"
 run("data", "build", "--preset", "micro", "--out", CORPUS, "--seed", "0", "--quiet")
 
-rows = load_metadata(CORPUS)
 corpus = ClipDataset(CORPUS, "all")
-print(f"{len(rows)} clips; splits: { {s: sum(r['split'] == s for r in rows) for s in ('train', 'valid', 'test')} }")
 for i in range(3):
     print(f"  {corpus[i]['clip_id']}: {corpus[i]['caption']}")
 show({corpus[i]["caption"]: corpus[i]["audio"] for i in range(3)}, corpus.sample_rate)"""),
-    md("""## 2 · The codec, in two passes
+    md("""## 2 · A codec, in two passes
 
 The codec is a VAE-GAN: an encoder to a continuous latent, a decoder back, trained on
 multi-resolution STFT reconstruction, a small KL term, and (from step 3 at micro size) an
 adversarial loss from two discriminators. Training stops at `--steps`; running the same command
-with a larger `--steps` **resumes** from the newest checkpoint in `--out` (the loop checks the
-settings are the same: change `--val-every` between the two and it refuses, naming the change).
+with a larger `--steps` **resumes** from the newest checkpoint in `--out`. The loop checks that the
+settings are the same: change `--val-every` between the two and it refuses, naming the change.
 So we train a little, listen, and train on."""),
-    code("""def log_rows(run_dir):
-    \"\"\"The loss rows (not the validation rows) of a run's log.jsonl, as a dict of arrays.\"\"\"
-    rows = [json.loads(line) for line in (Path(run_dir) / "log.jsonl").read_text().splitlines()]
-    rows = [r for r in rows if "val" not in r]
-    return {k: np.array([r[k] for r in rows]) for k in rows[0] if k != "time"}
-
-
-def reconstruct(run_dir, audio):
-    codec = load_codec(run_dir)
-    with torch.no_grad():
-        return codec.reconstruct(audio[None])[0]
-
-
-clip = corpus[0]["audio"]
+    code("""clip = corpus[0]["audio"]
 heard = {"original": clip}
 for steps in STEPS["codec"]:
     run("train", "codec", "--preset", "micro", "--data", CORPUS, "--out", RUNS / "codec",
         "--steps", steps, "--val-every", STEPS["codec"][0], "--ckpt-every", STEPS["codec"][0])
-    heard[f"codec after {steps} steps"] = reconstruct(RUNS / "codec", clip)
+    with torch.no_grad():
+        heard[f"micro codec, {steps} steps"] = load_codec(RUNS / "codec").reconstruct(clip[None])[0]
+with torch.no_grad():
+    heard["shipped tiny codec (2.4 h)"] = load_codec(ASSETS / "vaegan_tiny").reconstruct(clip[None])[0]
 
-log = log_rows(RUNS / "codec")
+log, val = log_rows(RUNS / "codec")
 fig, (ax, ax2) = plt.subplots(1, 2, figsize=(14, 3.2))
-ax.plot(log["step"], log["stft"], label="multi-resolution STFT loss")
-ax.set(xlabel="step", ylabel="loss", yscale="log", title="codec: reconstruction loss")
+ax.plot(log["step"], log["stft"], alpha=0.5, label="train: multi-resolution STFT loss")
+ax.plot(val["step"], val["mr_stft"], "o-", label="validation: MR-STFT")
 ax.axvline(STEPS["codec"][0], color="grey", ls=":", label="first pass ends (resume)")
-ax.legend()
+ax.set(xlabel="step", ylabel="loss", title="codec: reconstruction")
+ax.legend(fontsize=8)
 ax2.plot(log["step"], log["disc"], label="discriminator")
 ax2.plot(log["step"], log["adv"], label="generator (adversarial)")
 ax2.set(xlabel="step", ylabel="loss", title="codec: the GAN game")
-ax2.legend()
+ax2.legend(fontsize=8)
 fig.tight_layout()
 plt.show()
-
 show(heard, corpus.sample_rate)"""),
-    md("""**Reading it.** The STFT loss falls steeply in the first few hundred steps, then slowly; the
-discriminator and generator losses hover near each other, which is what a balanced GAN looks
-like (a discriminator loss falling to zero would mean the decoder lost the game). The first
-reconstruction is a smear of energy with the clip's loudness envelope; after the second pass
-the harmonics start to show as horizontal lines. At this size it stays noisy: the shipped tiny
-codec (notebook 02) trained for 2.4 hours."""),
+    md("""**Reading it.** The training loss is noisy (a batch is two crops of 0.13 s) and falls slowly; the
+validation MR-STFT, on held-out clips, is the number to watch. The discriminator and generator
+losses hover near each other, which is what a balanced GAN looks like (a discriminator loss
+falling to zero would mean the decoder lost the game). In the spectrograms, the micro codec
+gets the loudness envelope and a smear of the low harmonics; the shipped tiny codec, 40× more
+steps on a 100× larger corpus, keeps the notes. That gap is why the stages below use the shipped
+codec."""),
     md("""## 3 · The semantic stack: MuLan, tokenizer, LM
 
 **MuLan** learns a joint text–audio embedding with a contrastive loss (matching caption and clip
@@ -175,86 +175,93 @@ run("train", "tokenizer", "--preset", "micro", "--data", CORPUS, "--out", RUNS /
 run("train", "lm", "--preset", "micro", "--data", CORPUS, "--out", RUNS / "lm", "--mulan", RUNS / "mulan",
     "--tokenizer", RUNS / "tokenizer", "--max-steps", STEPS["lm"], "--no-progress")
 
+vocab = json.loads((RUNS / "tokenizer" / "config.json").read_text())["model"]["vocab_size"]
 fig, axes = plt.subplots(1, 2, figsize=(14, 3.2))
 for ax, stage, title in [(axes[0], "mulan", "MuLan: contrastive loss"),
                          (axes[1], "lm", "semantic LM: next-token cross-entropy")]:
-    log = log_rows(RUNS / stage)
-    ax.plot(log["step"], log["loss"])
+    log, _ = log_rows(RUNS / stage)
+    ax.plot(log["step"], log["loss"], label="train")
     ax.set(xlabel="step", ylabel="loss", title=title)
-vocab = json.loads((RUNS / "tokenizer" / "config.json").read_text())["model"]["vocab_size"]
+axes[0].axhline(np.log(16), color="grey", ls=":", label="ln 16: chance in a batch of 16")
 axes[1].axhline(np.log(vocab), color="grey", ls=":", label=f"ln {vocab}: a uniform guess over {vocab} tokens")
-axes[1].legend()
+for ax in axes:
+    ax.legend(fontsize=8)
 fig.tight_layout()
 plt.show()"""),
-    md("""**Reading it.** The MuLan loss starts near ln(batch) (every pair equally likely) and falls as it
-learns which caption goes with which clip; on 28 training clips it soon memorises them, which
-is why a real run needs thousands of clips (`tiny`: 3,619). The LM's cross-entropy falls below a
-uniform guess within a few dozen steps: semantic tokens are very predictable from their
-neighbours (notebook 04 compares it with unigram and bigram baselines)."""),
+    md("""**Reading it.** The MuLan loss starts near chance (every pair in the batch equally likely) and
+falls as it learns which caption goes with which clip; on 28 training clips it soon memorises
+them, which is why a real run needs thousands of clips (`tiny`: 3,619). The LM's cross-entropy
+falls well below a uniform guess: semantic tokens are very predictable from their neighbours
+(notebook 04 compares the tiny LM with unigram and bigram baselines)."""),
     md("""## 4 · The denoiser, and what it makes as it trains
 
 The dual-path denoiser learns to predict the *velocity* of angle diffusion (notebook 01) on the
-codec's latents of the corpus, conditioned on the semantic tokens. Its first run encodes the
-corpus once with the trained codec and tokenizer and caches the result in `OUT/cache`, so the
-resumed pass starts straight away. After each pass `melody-lab bundle` assembles the five stages
-into a model folder, and we generate the same prompt with the same seed from each."""),
+codec's latents of the corpus, conditioned on the semantic tokens. The micro preset is built for
+the micro codec's 8-dimensional latent; the shipped codec's has 16, and the CLI has no flag for
+that, so this stage uses the Python API the CLI calls, `train_denoiser`, with `latent_dim`
+overridden (the ablation runner does the same). Its first run encodes the corpus once and caches
+it in `OUT/cache`, so the resumed pass starts straight away. After each pass `melody-lab bundle`
+assembles the stages into a model folder, and we generate the same prompt with the same seed."""),
     code("""prompt = corpus[0]["caption"]                  # the caption of `clip`, the clip of section 2
 print("prompt:", prompt)
-stages = [f"--{s}={RUNS / s}" for s in ("codec", "mulan", "tokenizer", "lm", "denoiser")]
+codec_dir = ASSETS / "vaegan_tiny"
+stages = [f"--codec={codec_dir}"] + [f"--{s}={RUNS / s}" for s in ("mulan", "tokenizer", "lm", "denoiser")]
 made = {}
 for steps in STEPS["denoiser"]:
-    run("train", "denoiser", "--preset", "micro", "--data", CORPUS, "--codec", RUNS / "codec",
-        "--tokenizer", RUNS / "tokenizer", "--out", RUNS / "denoiser", "--steps", steps, "--no-progress")
+    started = time.perf_counter()
+    state = train_denoiser(CORPUS, codec_dir, RUNS / "tokenizer", RUNS / "denoiser",
+                           DenoiserTrainConfig(denoiser="dpd", preset="micro"),
+                           LoopConfig(max_steps=steps, val_every=STEPS["denoiser"][0], progress=False),
+                           latent_dim=load_codec(codec_dir).latent_dim)
+    print(f"denoiser: step {state['step']} in {time.perf_counter() - started:.1f} s")
     run("bundle", *stages, "--out", WORK / f"bundle_{steps}")
     model = MeLoDy.from_pretrained(WORK / f"bundle_{steps}")
     made[f"denoiser after {steps} steps"] = model.generate([prompt], DURATION, steps=10, seed=0)[0]
-    print(f"  generated {DURATION:g} s: {model.last_timings['total']:.2f} s, RTF {model.last_timings['rtf']:.3f}")
 
-log = log_rows(RUNS / "denoiser")
-val = [json.loads(line)["val"] for line in (RUNS / "denoiser" / "log.jsonl").read_text().splitlines()
-       if '"val"' in line]
-fig, ax = plt.subplots(figsize=(8, 3.2))
-ax.plot(log["step"], log["loss"], label="multi-chunk velocity loss")
+log, val = log_rows(RUNS / "denoiser")
+fig, (ax, ax2) = plt.subplots(1, 2, figsize=(14, 3.2))
+ax.plot(log["step"], log["loss"], label="train: multi-chunk velocity loss")
 ax.axvline(STEPS["denoiser"][0], color="grey", ls=":", label="first pass ends (resume)")
 ax.set(xlabel="step", ylabel="loss", yscale="log", title="denoiser: training loss")
-ax.legend()
+ax.legend(fontsize=8)
+ax2.plot(val["step"], val["si_snri_db"], "o-")
+ax2.set(xlabel="step", ylabel="dB", title="validation: SI-SNR improvement of one denoising pass")
+fig.tight_layout()
 plt.show()
-print("validation after each pass:", [{k: round(v, 3) for k, v in v_.items()} for v_ in val])
+show({"the real clip with this caption": clip, **made}, model.sample_rate)"""),
+    md("""**Reading it.** The velocity loss falls fast and then flattens; the validation SI-SNRi (how much a
+single denoising pass improves a noisy latent, notebook 03) rises the same way. In the
+spectrograms, the early denoiser makes noise with the corpus's average spectrum; the later one
+puts more of the energy in bands and pulses the way the corpus does. It will not play the tune:
+54 k parameters and 28 training clips are far too few."""),
+    md("""## 5 · The bundle, from the shell
 
-show({"a real clip with this caption": clip, **made}, model.sample_rate)"""),
-    md("""**Reading it.** The velocity loss falls fast and then flattens; the validation velocity MSE and
-SI-SNRi (how much a single denoising pass improves a noisy latent, notebook 03) move the same
-way. In the spectrograms, the early model makes nearly uniform noise through the codec; the later
-one puts energy where the corpus has it (low bands, a pulse from the note onsets). The denoiser
-can only be as good as the codec's latent allows, and here both are tiny."""),
-    md("""## 5 · `train all`, and where the model lives
-
-`melody-lab train all` is the five commands above in order. Pointed at the same folder, it finds
-every stage finished (each has a checkpoint at or past the preset's steps), skips them, and only
-assembles `RUNS/bundle`. A killed run restarts where it stopped the same way. `--max-minutes`
-pauses a stage cleanly, and `--tensorboard` writes TensorBoard event files next to each
-`log.jsonl` (with the optional extra, `pip install -e '.[tensorboard]'`)."""),
-    code("""run("train", "all", "--preset", "micro", "--data", CORPUS, "--out", RUNS, "--no-progress")
-bundle = RUNS / "bundle"
+The last bundle is a folder like the shipped `tiny` one: safetensors weights and JSON configs
+for every stage, and a manifest with their hashes. Every `melody-lab` command takes it with
+`--bundle` (here `generate`; also `continue`, `inpaint` and `demo`, the local web page)."""),
+    code("""bundle = WORK / f"bundle_{STEPS['denoiser'][-1]}"
 for path in sorted(bundle.iterdir()):
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
     print(f"  {path.name + ('/' if path.is_dir() else ''):16s} {size / 1e3:8.1f} kB")
-model = MeLoDy.from_pretrained(bundle)
-print(f"parameters: { {k: sum(p.numel() for p in m.parameters()) for k, m in [('codec', model.codec), ('denoiser', model.denoiser), ('lm', model.lm), ('mulan', model.mulan)]} }")
-audio = model.generate(["a calm chorale on organ"], DURATION, seed=1)
-display(Audio(audio[0].numpy(), rate=model.sample_rate))
-print(f"From a shell: melody-lab generate \\"a calm chorale on organ\\" --bundle {bundle} --out chorale.wav")
+run("generate", "a calm chorale on organ", "--bundle", bundle, "--duration", DURATION, "--seed", 1,
+    "--out", WORK / "chorale.wav")
+display(Audio(str(WORK / "chorale.wav")))
 print(f"notebook ran in {time.perf_counter() - notebook_start:.0f} s wall-clock (size {SIZE!r})")"""),
     md("""## 6 · Going further
 
-- **Bigger.** `--preset tiny` everywhere, on the tiny corpus (`melody-lab data build --preset tiny
+- **Every stage in one command.** `melody-lab train all --preset micro --data CORPUS --out RUNS`
+  runs the five stages in order, its own micro codec included, and writes `RUNS/bundle`. Finished
+  stages are skipped, an interrupted one resumes, and `--max-minutes` pauses a stage cleanly.
+  `tests/test_train_all.py` runs it at micro size.
+- **Bigger.** `--preset tiny` on the tiny corpus (`melody-lab data build --preset tiny
   --out data/tiny`, 7 minutes): this is how the shipped model was trained; `docs/tiny_model.md`
   lists every command and its wall time (about 5 hours of CPU in all).
 - **Your own music.** `melody-lab train all --preset micro --data MY_FOLDER --out runs/mine` with a
   `captions.csv` (`path,caption`) in the folder imports it first.
-- **Watch a long run.** `--tensorboard` on any `train` command, then `tensorboard --logdir RUNS`.
-- **Play with it.** `melody-lab demo --bundle RUNS/bundle` opens the local web page
-  (text → music, audio prompt, continuation, inpainting) on your model."""),
+- **Watch a long run.** `--tensorboard` on any training command writes TensorBoard event files
+  next to `log.jsonl` (`pip install -e '.[tensorboard]'`, then `tensorboard --logdir RUNS`).
+- **Play with it.** `melody-lab demo --bundle BUNDLE` (`pip install -e '.[demo]'`) opens the local
+  web page: text → music, audio prompt, continuation and inpainting on your model."""),
 ]
 
 
