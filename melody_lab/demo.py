@@ -94,7 +94,8 @@ class DemoSession:
         optional for continue/inpaint (default: the uploaded audio itself). Raises
         :class:`UserError` (one line) for bad input.
         """
-        from .commands.generate import _frames, _guidance, _positive_seconds, _read_input, _steps
+        from .commands.generate import (_frames, _guidance, _non_negative_seconds, _positive_seconds,
+                                        _read_input, _steps)
         from .diffusion import SCHEDULES
 
         if mode not in MODES:
@@ -113,10 +114,9 @@ class DemoSession:
                 raise UserError(f"{mode}: upload an audio file first")
             audio, sr = _read_input(Path(audio_path))
         if mode == "inpaint":
-            start, end = float(start), float(end)
-            if not (math.isfinite(start) and start >= 0):
-                raise UserError(f"start must be a number of seconds >= 0, got {start}")
-            if not (math.isfinite(end) and end > start):
+            start = _checked(_non_negative_seconds, start, "start")
+            end = _checked(_non_negative_seconds, end, "end")
+            if end <= start:
                 raise UserError(f"end ({end}) must be after start ({start})")
         else:
             duration = _checked(_positive_seconds, duration, "duration")
