@@ -38,9 +38,9 @@ rough spectral shape, not a tune. The point is to see every moving part work and
 move; the shipped tiny model (notebook 05) is the same recipe with a 36× larger denoiser,
 3,619 clips and about 5 hours of CPU time.
 
-**Cost.** Full size (the default): 424 s measured on a 2-core VM while it was shared with other
-jobs (load average about 8, one thread), so an upper bound; the codec took 150 s of it and the
-denoiser 225 s. CI runs it with `MELODY_LAB_NOTEBOOK_SIZE=ci` (a few training steps per stage) in
+**Cost.** Full size (the default): 353 s and 424 s in two runs on a 2-core VM shared with other
+jobs (load average about 8, one thread), so upper bounds; the codec took about 150 s of it and
+the denoiser 150–225 s. CI runs it with `MELODY_LAB_NOTEBOOK_SIZE=ci` (a few training steps per stage) in
 about a minute. Nothing is downloaded: the corpus is rendered from scores inside the
 `music21` wheel."""),
     code("""%matplotlib inline
