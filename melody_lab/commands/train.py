@@ -55,6 +55,25 @@ def register(subparsers) -> None:
         stages.choices[name].set_defaults(func=run)
     for stage in stages.choices.values():
         check_arguments(stage)
+    for name, stage in stages.choices.items():
+        if name == "tokenizer":  # fits k-means in one go: no training loop, nothing to log
+            continue
+        stage.add_argument("--tensorboard", action="store_true",
+                           help="also write TensorBoard event files to OUT/tensorboard/ beside log.jsonl "
+                           "(needs the 'tensorboard' extra: pip install -e '.[tensorboard]')")
+        stage.set_defaults(func=_with_tensorboard(stage.get_default("func")))
+
+
+def _with_tensorboard(run):
+    def run_stage(args):
+        if not args.tensorboard:
+            return run(args)
+        from ..train.loop import tensorboard_logging
+
+        with tensorboard_logging():
+            return run(args)
+
+    return run_stage
 
 
 def _codec(args) -> int:

@@ -3,7 +3,8 @@
 A stage supplies a :class:`TrainTask`: its modules, its optimizers, one ``train_step`` and a
 ``validate``. The loop owns everything else: resume from the newest checkpoint, a deterministic
 random stream per step, a tqdm bar showing the losses, periodic validation and atomic checkpoints,
-a JSONL log, a wall-clock budget, and a clear stop on a non-finite loss.
+a JSONL log (and TensorBoard event files inside :func:`tensorboard_logging`), a wall-clock budget,
+and a clear stop on a non-finite loss.
 
 Exact resume: step ``s`` draws its randomness only from ``step_generator(seed, s, rank)`` (and
 the global torch RNG is re-seeded from it), so a run interrupted after step ``s`` and resumed gives
@@ -15,6 +16,8 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,6 +27,7 @@ from tqdm.auto import tqdm
 
 from ..config import Config, ConfigError
 from ..io import atomic_write_text
+from ..errors import UserError
 from . import distributed
 from .checkpoint import check_run_record, latest_checkpoint, load_checkpoint, save_checkpoint
 
@@ -62,6 +66,26 @@ class TrainTask(Protocol):
     def train_step(self, step: int, generator: torch.Generator) -> dict[str, float]: ...
 
     def validate(self) -> dict[str, float]: ...
+
+
+_TENSORBOARD: ContextVar[bool] = ContextVar("tensorboard", default=False)
+
+
+@contextmanager
+def tensorboard_logging():
+    """Inside this block every :func:`run_training` also writes what goes to ``log.jsonl`` as
+    TensorBoard scalars (``train/<loss>``, ``val/<metric>`` by step) to ``OUT/tensorboard/``
+    (``melody-lab train … --tensorboard``; view with ``tensorboard --logdir OUT``). Needs the
+    optional ``tensorboard`` package; without it this raises a one-line :class:`UserError`."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+    except ImportError:
+        raise UserError("--tensorboard needs the tensorboard package: pip install -e '.[tensorboard]'") from None
+    token = _TENSORBOARD.set(True)
+    try:
+        yield
+    finally:
+        _TENSORBOARD.reset(token)
 
 
 def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
@@ -138,6 +162,11 @@ def run_training(
     if main:
         _drop_log_rows_after(out / "log.jsonl", start_step)
     log = (out / "log.jsonl").open("a") if main else None
+    board = None
+    if main and _TENSORBOARD.get():
+        from torch.utils.tensorboard import SummaryWriter
+
+        board = SummaryWriter(str(out / "tensorboard"), purge_step=start_step + 1)
     bar = tqdm(total=loop.max_steps, initial=start_step, desc=task.name,
                disable=not (loop.progress and main), dynamic_ncols=True)
     started = time.monotonic()
@@ -163,6 +192,9 @@ def run_training(
                 if log:
                     log.write(json.dumps({"step": step, "time": time.time(), **losses}) + "\n")
                     log.flush()
+                if board:
+                    for k, v in losses.items():
+                        board.add_scalar(f"train/{k}", v, step)
             if step % loop.val_every == 0 or step == loop.max_steps:
                 for m in modules.values():
                     m.eval()
@@ -171,6 +203,9 @@ def run_training(
                 if log:
                     log.write(json.dumps({"step": step, "val": state["val"]}) + "\n")
                     log.flush()
+                if board:
+                    for k, v in state["val"].items():
+                        board.add_scalar(f"val/{k}", v, step)
             out_of_time = (loop.max_minutes is not None
                            and time.monotonic() - started > 60 * loop.max_minutes)
             if distributed.is_distributed():  # every rank must stop at the same step
@@ -185,4 +220,6 @@ def run_training(
         bar.close()
         if log:
             log.close()
+        if board:
+            board.close()
     return state
