@@ -12,6 +12,7 @@ import pkgutil
 import sys
 
 from . import __version__, commands
+from .commands._args import expected_errors
 
 EXIT_USER_ERROR = 2
 
@@ -31,17 +32,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    from .config import ConfigError
-    from .errors import UserError
-    from .registry import UnknownNameError
-    from .train.checkpoint import CheckpointError
-    from .train.loop import NonFiniteLossError
-
-    return (UserError, ConfigError, UnknownNameError, CheckpointError, NonFiniteLossError,
-            OSError)  # the environment (a missing file, no permission, a full disk, …)
-
-
 def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # a path from a non-UTF-8 argv holds lone
         if hasattr(stream, "reconfigure"):   # surrogates: print them escaped, never crash
@@ -57,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
             args.thread_choice = apply_threads(choose_threads(args.threads))
         result = args.func(args)
-    except _expected_errors() as err:
+    except expected_errors() as err:
         message = str(err) or type(err).__name__
         print(f"melody-lab: error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR

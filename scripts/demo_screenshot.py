@@ -23,7 +23,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "demo.png")
     parser.add_argument("--bundle", default="tiny")
     args = parser.parse_args()
-    from melody_lab.demo import DemoSession, serve
+    from melody_lab.commands.demo import DemoSession, serve
 
     app, url = serve(DemoSession(args.bundle), port=0, block=False)
     try:

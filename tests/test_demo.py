@@ -12,7 +12,7 @@ from melody_lab.errors import UserError
 
 
 def test_missing_extra_is_a_one_line_error(monkeypatch):
-    from melody_lab import demo
+    from melody_lab.commands import demo
 
     monkeypatch.setitem(sys.modules, "gradio", None)  # `import gradio` now raises ImportError
     with pytest.raises(UserError, match=re.escape("pip install -e '.[demo]'")):
@@ -34,7 +34,7 @@ def server(tmp_path_factory):
     pytest.importorskip("gradio_client", reason="the 'demo' extra is not installed (pip install -e '.[demo]')")
     from gradio_client import Client
 
-    from melody_lab.demo import DemoSession, serve
+    from melody_lab.commands.demo import DemoSession, serve
 
     session = DemoSession("tiny", out_dir=tmp_path_factory.mktemp("demo"))
     app, url = serve(session, port=0, block=False)

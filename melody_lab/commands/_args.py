@@ -182,3 +182,15 @@ def prompts_file(text: str) -> list[str]:
         except UserError as err:
             raise argparse.ArgumentTypeError(f"prompts file {_printable(text)}: {err}") from None
     return prompts
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions a command reports as a one-line error (exit 2) instead of a traceback."""
+    from ..config import ConfigError
+    from ..errors import UserError
+    from ..registry import UnknownNameError
+    from ..train.checkpoint import CheckpointError
+    from ..train.loop import NonFiniteLossError
+
+    return (UserError, ConfigError, UnknownNameError, CheckpointError, NonFiniteLossError,
+            OSError)  # the environment (a missing file, no permission, a full disk, …)
