@@ -76,5 +76,5 @@ def test_cli_applies_and_reports_the_choice(tmp_path, capsys):
         torch.set_num_threads(before)
     assert sf.info(out).frames > 0
     assert "threads 1 (set by --threads)" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["generate", "a reel", "--threads", "0", "--bundle", bundle, "--out", str(out)])
+    assert main(["generate", "a reel", "--threads", "0", "--bundle", bundle, "--out", str(out)]) == 2
+    assert "--threads: threads must lie in [1, 1024], got 0" in capsys.readouterr().err
