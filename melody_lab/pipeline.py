@@ -49,6 +49,8 @@ class MeLoDyConfig(Config):
     num_chunks: int = 5            # M of multi-chunk training
     context_chunks: int | None = None  # chunks of known context per continuation window
     #                                    (None = M − 1: the paper's slide by one chunk)
+    lm_step_tokens: int | None = None  # new LM tokens per call after the first window (None:
+    #                                    the LM keeps max_tokens // 2; paper recipe: one chunk)
     schedule: str = "linear"
     steps: int = 10
     guidance: float = 2.5          # paper: w = 2.5 for all samples
@@ -265,7 +267,12 @@ class MeLoDy:
         """MuLan embedding [B, E] → semantic tokens [B, num_tokens] (after ``previous`` if given)."""
         codes = self.rvq.quantize(embedding)
         previous = previous if previous is not None else torch.zeros(len(codes), 0, dtype=torch.long)
-        return self.lm.continue_tokens(codes, previous, num_tokens,
+        step, most = self.config.lm_step_tokens, self.lm.config.max_tokens
+        if step is not None and not 1 <= step <= most:
+            raise UserError(f"lm_step_tokens must lie in [1, {most}] (the LM's max_tokens), "
+                            f"got {step}")
+        window = None if step is None else most - step
+        return self.lm.continue_tokens(codes, previous, num_tokens, window=window,
                                        temperature=self.config.temperature,
                                        top_k=self.config.top_k, seed=seed)
 

@@ -7,8 +7,9 @@
     codec = load_codec("runs/codec", preset="tiny")       # error if it was not trained as tiny
 
 Presets: ``micro`` (unit tests, ~45k parameters), ``tiny`` (16 kHz, hop 128, D = 16: trained on
-CPU and shipped), ``paper`` (24 kHz, hop 96, the paper's strides, channels and kernels). The VQ-VAE
-presets are the VAE-GAN's plus their codebooks.
+CPU and shipped), ``paper`` (24 kHz, hop 96, the paper's strides, channels and kernels),
+``paper_micro`` (paper's layout at micro widths). The VQ-VAE presets are the VAE-GAN's plus their
+codebooks.
 """
 from __future__ import annotations
 
@@ -37,10 +38,19 @@ VAEGAN_PRESETS: dict[str, VAEGANConfig] = {
                           dec_channels=(768, 384, 192, 96), dec_strides=(4, 4, 3, 2),
                           dec_kernels=(9, 9, 5, 7), res_kernels=(3, 7, 11), res_dilations=(1, 3, 5),
                           activation="leaky_relu", enc_layout="stage"),
+    # the paper preset's code paths (24 kHz, strides 2·3·4·4 = hop 96, stage layout, its kernels
+    # and MRF) at micro widths: the CPU twin that ``train all --preset paper_micro`` runs in tests
+    "paper_micro": VAEGANConfig(sample_rate=24000, latent_dim=16, enc_channels=(4, 8, 16, 32),
+                                enc_strides=(2, 3, 4, 4), enc_kernels=(5, 7, 9, 9),
+                                dec_channels=(32, 16, 8, 4), dec_strides=(4, 4, 3, 2),
+                                dec_kernels=(9, 9, 5, 7), res_kernels=(3, 7, 11),
+                                res_dilations=(1, 3, 5), activation="leaky_relu",
+                                enc_layout="stage"),
 }
 _CODEBOOKS = {"micro": dict(num_quantizers=2, codebook_size=16),
               "tiny": dict(num_quantizers=4, codebook_size=256),
-              "paper": dict(num_quantizers=8, codebook_size=1024)}
+              "paper": dict(num_quantizers=8, codebook_size=1024),
+              "paper_micro": dict(num_quantizers=2, codebook_size=16)}
 VQVAE_PRESETS: dict[str, VQVAEConfig] = {
     preset: VQVAEConfig(**{f: getattr(cfg, f) for f in CodecConfig.__dataclass_fields__},
                         **_CODEBOOKS[preset])

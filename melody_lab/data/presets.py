@@ -3,7 +3,8 @@
 ``micro`` is for unit tests (a few dozen 2 s clips, seconds to build); ``tiny`` is the corpus the
 CPU models train on (about 3,600 clips of 5 s at 16 kHz from about 3,000 distinct works); ``paper``
 is the paper's operating point (24 kHz, 10-s clips: 2,500 latent frames at the paper codec's hop
-96), with tiny's work groups and targets.
+96), with tiny's work groups and targets; ``paper_micro`` is its twin for tests (24 kHz, 2-s clips:
+500 latent frames, 50 tokens; two dozen clips).
 """
 from __future__ import annotations
 
@@ -51,6 +52,12 @@ PRESETS = {
     # The paper's sample rate and training-clip length; synthesised at 48 kHz, twice the output
     # rate as for tiny. Works shorter than 10 s are skipped (more of them than at 5 s).
     "paper": CorpusConfig(preset="paper", sample_rate=24000, clip_seconds=10.0, render_rate=48000),
+    # The paper's rate at micro's size (train all --preset paper_micro in the tests).
+    "paper_micro": CorpusConfig(preset="paper_micro", sample_rate=24000, clip_seconds=2.0,
+                                render_rate=48000, max_clips_per_work=1, captions_per_clip=2,
+                                group_clips={g: 3 for g in ("reel", "jig", "hornpipe", "air",
+                                                            "folk_german", "folk_chinese",
+                                                            "ballad", "chorale")}),
     # Clips for the *evaluation* CLAP (melody_lab.metrics "evalclap-tiny"): works disjoint from the
     # tiny corpus at the same seed (see EXCLUDE_WORKS_OF), so the metric never scores generators
     # on what they were trained on. childrens_song, march, slip_jig and strathspey have no works

@@ -6,7 +6,8 @@
     net = build_denoiser("dpd", "micro", rnn_type="gru")     # preset + config overrides
 
 Presets: ``micro`` (unit tests; builds in milliseconds), ``tiny`` (CPU; D = 16, 625-frame latents,
-~125 tokens per clip), ``paper`` (MeLoDy's sizes). Token ids are in ``[0, vocab_size)``; rows of
+~125 tokens per clip), ``paper`` (MeLoDy's sizes), ``paper_micro`` (the paper's code paths at
+micro widths, 24 kHz latents). Token ids are in ``[0, vocab_size)``; rows of
 ``NULL_TOKEN`` (−1), or ``tokens=None``, select the learned null embedding (classifier-free guidance).
 See docs/denoisers.md.
 """
@@ -26,7 +27,13 @@ DPD_PRESETS: dict[str, DPDConfig] = {
     "tiny": DPDConfig(latent_dim=16, width=128, num_blocks=4, segment_size=32, heads=4, ffn_mult=5,
                       rnn_type="sru_linear", vocab_size=256),
     "paper": DPDConfig(latent_dim=16, width=768, num_blocks=8, segment_size=64, heads=12,
-                       ffn_mult=4, coarse_layers=2, rnn_hidden=768, vocab_size=1024),
+                       ffn_mult=4, coarse_layers=2, rnn_hidden=768, vocab_size=1024,
+                       cross_attention="position", rnn_type="sru"),
+    # the paper preset's code paths (SRU fine path, per-position cross-attention, 2 RoFormer
+    # layers, state = width) at micro widths
+    "paper_micro": DPDConfig(latent_dim=16, width=32, num_blocks=2, segment_size=8, heads=2,
+                             ffn_mult=2, coarse_layers=2, rnn_hidden=32, vocab_size=16,
+                             angle_base_dim=16, cross_attention="position", rnn_type="sru"),
 }
 UNET_PRESETS: dict[str, UNetConfig] = {
     "micro": UNetConfig(latent_dim=8, channels=(16, 32), attention_levels=(False, True),
@@ -41,6 +48,9 @@ UNET_PRESETS: dict[str, UNetConfig] = {
     "paper": UNetConfig(latent_dim=16, channels=(256, 512, 768, 1024),
                         attention_levels=(False, False, True, True), blocks_per_level=2,
                         cond_dim=768, heads=8, ffn_mult=4, vocab_size=1024),
+    "paper_micro": UNetConfig(latent_dim=16, channels=(16, 32), attention_levels=(False, True),
+                              blocks_per_level=1, cond_dim=32, heads=2, ffn_mult=2, vocab_size=16,
+                              angle_base_dim=16),
 }
 
 DENOISERS: Registry = Registry("denoiser")

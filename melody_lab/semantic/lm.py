@@ -44,6 +44,10 @@ LM_PRESETS = {
     # Paper: 429.5M parameters, 10 s targets (250 tokens), vocab 1024, 12 × 1024 MuLan codes.
     "paper": SemanticLMConfig(semantic_vocab=1024, mulan_codebook_size=1024, dim=1536,
                               num_layers=15, num_heads=16, mlp_hidden=3840, max_tokens=250),
+    # 2-s targets (50 tokens), 12 MuLan levels as in the paper, micro widths
+    "paper_micro": SemanticLMConfig(semantic_vocab=16, mulan_levels=12, mulan_codebook_size=8,
+                                    dim=64, num_layers=2, num_heads=4, mlp_hidden=128,
+                                    max_tokens=50, dropout=0.0),
 }
 
 
@@ -166,6 +170,8 @@ class SemanticLM(nn.Module):
 
         Each chunk sees the MuLan prefix plus the last ``window`` tokens so far (default
         ``max_tokens // 2``) and samples up to ``max_tokens − window`` new ones; then the window slides.
+        The slide is the step ``max_tokens − window``: the paper's is one diffusion chunk
+        (``MeLoDyConfig.lm_step_tokens``, e.g. 62 of 250 tokens at M = 4).
         """
         c = self.config
         window = c.max_tokens // 2 if window is None else window

@@ -52,7 +52,9 @@ class TokenizerConfig(Config):
 TOKENIZER_PRESETS = {
     "micro": TokenizerConfig(vocab_size=16, n_mels=24),
     "tiny": TokenizerConfig(vocab_size=256),
-    "paper": TokenizerConfig(vocab_size=1024, n_mels=64),
+    # 24 kHz (hop 960 = 25 Hz); n_fft 3072 keeps tiny's 128 ms window and 7.8 Hz bins (our choice)
+    "paper": TokenizerConfig(sample_rate=24000, vocab_size=1024, n_mels=64, n_fft=3072),
+    "paper_micro": TokenizerConfig(sample_rate=24000, vocab_size=16, n_mels=24, n_fft=3072),
 }
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .stages import PRESETS, STAGES, stage_steps
+from .stages import PRESETS, STAGES, recipe, stage_steps
 
 
 def resolve_data(data: str | Path, out: Path, sample_rate: int = 16000,
@@ -33,10 +33,16 @@ def train_all(preset: str, data: str | Path, out: str | Path, seed: int = 0,
               codec: str = "vaegan", denoiser: str = "dpd", max_minutes: float | None = None,
               progress: bool = True) -> Path | None:
     """Run (or resume) every stage of :data:`~melody_lab.train.stages.STAGES` in order into
-    ``OUT/<stage>``; returns the bundle folder (None if a stage was paused by the budget)."""
+    ``OUT/<stage>``; returns the bundle folder (None if a stage was paused by the budget). The
+    preset's :class:`~melody_lab.train.stages.Recipe` sets the import's rate and clip length, the
+    denoiser's M and the bundle's sampling (continuation, LM step, guidance)."""
+    from ..data.presets import get_preset
+
     steps = stage_steps(preset)  # (checks the preset)
+    plan = recipe(preset)
+    corpus = get_preset(plan.corpus)  # a folder is imported at the recipe corpus's rate and length
     out = Path(out)
-    data = resolve_data(data, out)
+    data = resolve_data(data, out, corpus.sample_rate, corpus.clip_seconds)
     runs = {name: out / name for name in STAGES}
     choices = {"codec": {"codec": codec}, "denoiser": {"denoiser": denoiser}}
     for name, stage in STAGES.items():
@@ -57,7 +63,7 @@ def train_all(preset: str, data: str | Path, out: str | Path, seed: int = 0,
     from .assemble import pipeline_from_runs
 
     bundle = pipeline_from_runs(runs["codec"], runs["mulan"], runs["tokenizer"], runs["lm"],
-                                runs["denoiser"]).save_pretrained(out / "bundle")
+                                runs["denoiser"], **plan.sampling()).save_pretrained(out / "bundle")
     print(f"[train all] bundle: {bundle}  (melody-lab generate \"…\" --bundle {bundle} --out x.wav)")
     return bundle
 

@@ -64,6 +64,12 @@ TRAIN_PRESETS: dict[str, CodecTrainConfig] = {
         loss="paper_exact", stft_ffts=(8192, 4096, 2048, 1024, 512, 256, 128),
         discriminator=DiscriminatorConfig(period_channels=(32, 128, 512, 1024),
                                           resolutions=(2048, 1024, 512), spectrogram_channels=32)),
+    # paper's loss form and GAN from step 0, at micro sizes (crops of 0.2 s = 50 latent frames)
+    "paper_micro": CodecTrainConfig(
+        batch_size=2, crop_samples=4800, gan_start_step=0, val_clips=2, loss="paper_exact",
+        stft_ffts=(1024, 256, 64),
+        discriminator=DiscriminatorConfig(periods=(2, 3), period_channels=(4, 8), resolutions=(256,),
+                                          spectrogram_channels=4)),
 }
 
 

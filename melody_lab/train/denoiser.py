@@ -28,7 +28,7 @@ from .loop import LoopConfig, run_training
 class DenoiserTrainConfig(Config):
     denoiser: str = "dpd"
     preset: str = "tiny"
-    num_chunks: int = 5          # tiny: 5-s windows → 1-s chunks (aligned to 25 Hz tokens)
+    num_chunks: int | None = None  # M; None: the preset's recipe (train/stages.py RECIPES)
     cfg_dropout: float = 0.1     # paper: p = 0.1
     batch_size: int = 8
     lr: float = 5e-4
@@ -38,6 +38,11 @@ class DenoiserTrainConfig(Config):
     ema_decay: float = 0.999
     val_clips: int = 64
     crop_seconds: float | None = None  # train on random crops of this length (None: whole clips)
+
+    def __post_init__(self):
+        if self.num_chunks is None:
+            from .stages import recipe
+            self.num_chunks = recipe(self.preset).num_chunks
 
     @classmethod
     def for_preset(cls, preset: str, denoiser: str = "dpd") -> "DenoiserTrainConfig":
@@ -169,11 +174,14 @@ def register_cli(subparsers) -> None:
     p.add_argument("--tokenizer", required=True, help="a fitted semantic tokenizer folder")
     p.add_argument("--out", required=True, help="run folder (checkpoints, log, cache)")
     p.add_argument("--denoiser", default="dpd", choices=["dpd", "unet"], help="architecture")
-    p.add_argument("--preset", default="tiny", help="denoiser preset: micro, tiny, tiny_compute (unet), paper")
+    p.add_argument("--preset", default="tiny",
+                   help="denoiser preset: micro, tiny, tiny_compute (unet), paper, paper_micro")
     p.add_argument("--steps", type=int, default=20000, help="total optimisation steps")
     p.add_argument("--batch-size", type=int, default=8, help="latents per step")
     p.add_argument("--lr", type=float, default=5e-4, help="peak AdamW learning rate")
-    p.add_argument("--chunks", type=int, default=5, help="M, chunks per window (multi-chunk loss)")
+    p.add_argument("--chunks", type=int, default=None,
+                   help="M, chunks per window (multi-chunk loss; default: the preset's, 4 for "
+                   "paper/paper_micro, else 5)")
     p.add_argument("--crop-seconds", type=float, default=None,
                    help="train on random crops of this many seconds (default: whole clips); "
                    "the bundle then generates in windows of this length")

@@ -50,6 +50,7 @@ LM_TRAIN_PRESETS = {
     "tiny": LMTrainConfig(),
     "paper": LMTrainConfig(batch_size=256, lr=3e-4, warmup_steps=2000, steps=300_000,
                            val_every=5000),
+    "paper_micro": LMTrainConfig(batch_size=8, lr=3e-3, warmup_steps=10, steps=100, val_every=50),
 }
 
 

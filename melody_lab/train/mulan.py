@@ -47,6 +47,8 @@ MULAN_TRAIN_PRESETS = {
     "tiny": MuLanTrainConfig(batch_size=128, steps=2000),
     "paper": MuLanTrainConfig(batch_size=512, lr=3e-4, warmup_steps=2000, crop_seconds=10.0,
                               steps=200_000, val_every=2000),
+    "paper_micro": MuLanTrainConfig(batch_size=16, lr=3e-3, warmup_steps=10, crop_seconds=1.5,
+                                    steps=150, val_every=50),
 }
 
 

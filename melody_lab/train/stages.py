@@ -35,7 +35,7 @@ from .loop import LoopConfig
 from .mulan import MuLanStageConfig, train_mulan
 from .tokenizer import TokenizerStageConfig, fit_tokenizer
 
-PRESETS = ("micro", "tiny", "paper")
+PRESETS = ("micro", "tiny", "paper", "paper_micro")
 
 #: optimisation steps per preset of the gradient stages under ``train all`` and the ablation
 #: grids (the one place for them; ``mulan``/``lm`` None = their train preset's own ``steps``)
@@ -43,7 +43,61 @@ STAGE_STEPS = {
     "micro": {"codec": 20, "mulan": 20, "lm": 20, "denoiser": 20},
     "tiny": {"codec": 20000, "mulan": None, "lm": None, "denoiser": 20000},
     "paper": {"codec": 400000, "mulan": None, "lm": None, "denoiser": 100000},
+    "paper_micro": {"codec": 20, "mulan": 20, "lm": 20, "denoiser": 20},
 }
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The operating point of a preset that no single component's size preset holds: which
+    corpus it trains on, how the denoiser is trained, and how the bundle samples.
+
+    * ``corpus``: the corpus preset (``melody_lab.data.presets``) whose sample rate and clip
+      length are the recipe's: the denoiser trains on whole clips, so the clip length *is* the
+      training window, and ``train all`` imports a bring-your-own folder at that rate and length;
+    * ``num_chunks``: M of the multi-chunk velocity loss (``DenoiserTrainConfig.num_chunks``);
+    * ``context_chunks``: chunks of known latent per continuation window (None: M − 1, the
+      paper's slide by one chunk; ``MeLoDyConfig.context_chunks``);
+    * ``lm_step_tokens``: new semantic tokens per LM call after the first window (None: half of
+      the LM's ``max_tokens``, the tiny model's; ``MeLoDyConfig.lm_step_tokens``);
+    * ``guidance``: the classifier-free guidance weight w the bundle samples with.
+
+    The architecture itself (widths, ``rnn_type``, ``cross_attention``, sample rates, codec loss)
+    is in each component's preset of the same name: ``DPD_PRESETS``, ``VAEGAN_PRESETS`` +
+    ``train/codec.py`` ``TRAIN_PRESETS``, ``MULAN_PRESETS``, ``TOKENIZER_PRESETS``, ``LM_PRESETS``.
+    """
+
+    corpus: str
+    num_chunks: int = 5
+    context_chunks: int | None = None
+    lm_step_tokens: int | None = None
+    guidance: float = 2.5
+
+    def sampling(self) -> dict:
+        """The ``MeLoDyConfig`` fields this recipe sets in the bundle ``train all`` writes."""
+        return {"context_chunks": self.context_chunks, "lm_step_tokens": self.lm_step_tokens,
+                "guidance": self.guidance}
+
+
+#: preset → its :class:`Recipe` (the one place for the numbers of the paper's operating point;
+#: docs/fidelity.md says which are the paper's and which are our choices)
+RECIPES = {
+    "micro": Recipe(corpus="micro"),
+    # 5-s windows of 1-s chunks (aligned to the 25 Hz tokens); the LM keeps 62 tokens, adds 63
+    "tiny": Recipe(corpus="tiny"),
+    # the paper: 10-s windows (250 tokens at 25 Hz) of M = 4 chunks of 2.5 s, continuation by one
+    # chunk, w = 2.5. One chunk is 62.5 tokens: the LM adds ⌊250/4⌋ = 62 per call (our rounding),
+    # so its 188 kept tokens always cover the denoiser's M − 1 = 3 clean context chunks (7.5 s)
+    "paper": Recipe(corpus="paper", num_chunks=4, lm_step_tokens=250 // 4),
+    # the paper's recipe at 2-s clips (50 tokens, chunks of 12.5 tokens → ⌊50/4⌋ = 12 per call)
+    "paper_micro": Recipe(corpus="paper_micro", num_chunks=4, lm_step_tokens=50 // 4),
+}
+
+
+def recipe(preset: str) -> Recipe:
+    """The :class:`Recipe` of ``preset``; a size preset that is no recipe of its own (the U-Net's
+    ``tiny_compute``) trains on the ``tiny`` recipe."""
+    return RECIPES.get(preset, RECIPES["tiny"])
 
 
 def stage_steps(preset: str, overrides: dict | None = None) -> dict[str, int]:
