@@ -72,7 +72,8 @@ def codec_config(name: str, preset: str = "tiny", **overrides) -> CodecConfig:
 
 
 def build_codec(name: str, preset: str = "tiny", **overrides) -> Codec:
-    """A fresh (untrained) codec: ``build_codec("vaegan" | "vqvae", "micro" | "tiny" | "paper")``."""
+    """A fresh (untrained) codec: ``build_codec("vaegan" | "vqvae", PRESET)``, PRESET one of
+    ``micro``, ``tiny``, ``paper``, ``paper_micro``."""
     return CODECS.build(name, preset, **overrides)
 
 

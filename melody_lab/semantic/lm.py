@@ -206,5 +206,6 @@ LMS.register("lm", config=SemanticLMConfig, presets=LM_PRESETS)(SemanticLM)
 
 
 def build_lm(preset: str = "tiny", **overrides) -> SemanticLM:
-    """An untrained semantic LM of a preset (``micro``, ``tiny``, ``paper``) with overrides."""
+    """An untrained semantic LM of a preset (``micro``, ``tiny``, ``paper``, ``paper_micro``) with
+    overrides."""
     return LMS.build("lm", preset, **overrides)

@@ -159,5 +159,6 @@ MULANS.register("mulan", config=MuLanConfig, presets=MULAN_PRESETS)(MuLan)
 
 
 def build_mulan(preset: str = "tiny", **overrides) -> MuLan:
-    """An untrained MuLan of a preset (``micro``, ``tiny``, ``paper``) with config overrides."""
+    """An untrained MuLan of a preset (``micro``, ``tiny``, ``paper``, ``paper_micro``) with config
+    overrides."""
     return MULANS.build("mulan", preset, **overrides)

@@ -222,7 +222,7 @@ def register_cli(subparsers) -> None:
     p = subparsers.add_parser("codec", help="train the audio codec (vaegan or vqvae)",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("--codec", choices=["vaegan", "vqvae"], default="vaegan")
-    p.add_argument("--preset", choices=["micro", "tiny", "paper"], default="tiny")
+    p.add_argument("--preset", choices=list(TRAIN_PRESETS), default="tiny")
     p.add_argument("--data", required=True, help="a built corpus folder (metadata.jsonl, audio/)")
     p.add_argument("--out", required=True, help="run folder; an existing run there is resumed")
     p.add_argument("--steps", type=int, default=20000, help="total training steps")
