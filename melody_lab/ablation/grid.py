@@ -12,6 +12,9 @@
       guidance: [2.5]                       # sampling only
       denoiser: [dpd/tiny]                  # NAME/PRESET: one denoiser trained per (codec, denoiser)
       codec: [vaegan]                       # one codec trained per name, shared by its configurations
+    baseline: {schedule: uniform}           # optional: each row vs the row that differs only in
+                                            # these axis values (paired intervals in summary.md);
+                                            # a list of such mappings gives one comparison each
     quick: {…}                              # overrides deep-merged into the above by --quick
 
 Every key is checked: an unknown key or a bad value raises a :class:`UserError` that names it.
@@ -29,7 +32,7 @@ import yaml
 
 from ..errors import UserError
 
-SECTIONS = {"name", "description", "data", "train", "reuse", "eval", "axes", "quick"}
+SECTIONS = {"name", "description", "data", "train", "reuse", "eval", "axes", "baseline", "quick"}
 DATA_KEYS = {"corpus", "preset", "seed"}
 TRAIN_KEYS = {"preset", "codec_preset", "seed", "steps", "max_minutes", "crop_seconds"}
 STAGE_KEYS = {"codec", "mulan", "lm", "denoiser"}
@@ -69,6 +72,7 @@ class Grid:
     eval: dict = field(default_factory=dict)
     axes: dict = field(default_factory=dict)
     source: str = ""
+    baseline: list = field(default_factory=list)  # [{axis: value}] (see ablation/report.py)
 
     def configurations(self) -> list[Configuration]:
         """The product of the axes, in file order (codec, denoiser outermost: training order)."""
@@ -234,9 +238,15 @@ def _validate_sections(raw: dict, where: Path) -> Grid:
     if "bundle" in reuse and (len(axes["codec"]) > 1 or len(axes["denoiser"]) > 1):
         raise UserError("grid: with reuse.bundle only the sampling axes (schedule, steps, guidance) "
                         "may vary; list one codec and one denoiser (those of the bundle)")
+    baselines = raw.get("baseline") if isinstance(raw.get("baseline"), list) else [raw.get("baseline")]
+    baseline = [_check_keys("baseline", b, set(AXES)) for b in baselines if b is not None]
+    for axis, value in ((a, v) for b in baseline for a, v in b.items()):
+        listed = [f"{n}/{p}" for n, p in axes[axis]] if axis == "denoiser" else axes[axis]
+        if str(value) not in map(str, listed) and value not in listed:
+            raise UserError(f"grid: baseline.{axis} = {value!r} is not one of axes.{axis}: {listed}")
     name = raw.get("name") or where.stem
     return Grid(str(name), str(raw.get("description", "")), data, train, reuse, ev,
-                {k: axes[k] for k in AXES}, str(where))
+                {k: axes[k] for k in AXES}, str(where), baseline)
 
 
 def load_grid(path: str | Path, quick: bool = False, corpus: str | Path | None = None) -> Grid:

@@ -1,6 +1,8 @@
 """``run_ablation(grid, out)``: train or reuse, generate, measure; one results row per configuration.
 
     OUT/rows/<key>.json     one finished configuration (full detail), written atomically: the truth
+    OUT/rows/<key>.npz      its per-clip values (embeddings, cosines, adherence) for paired comparisons
+    OUT/reference.npz       the reference set's embeddings (same names as in the row .npz files)
     OUT/results.csv         one row per configuration of the grid, rewritten atomically after each row
     OUT/results.json        the rows plus provenance (embedders, reference set, n, seeds, hardware,
                             package version, git commit, what was trained or reused)
@@ -21,6 +23,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
+
+import numpy as np
 
 from .grid import Configuration, Grid, load_grid
 from .provenance import provenance
@@ -50,12 +54,24 @@ def columns_for(grid: Grid) -> list[str]:
     for name in grid.eval["embedders"]:
         stem = column_name(name)
         fad += [f"fad_{stem}", f"fad_{stem}_low", f"fad_{stem}_high", f"fad_inf_{stem}"]
+    if "basic-pitch" in grid.eval["embedders"]:
+        from ..metrics.musicality import STATISTICS
+        from ..metrics.transcribed import ADHERENCE
+
+        fad += ["notes_fd", *(f"notes_{s}" for s in STATISTICS), *ADHERENCE]
     return ID_COLUMNS + fad + TAIL_COLUMNS
+
+
+def _atomic_savez(path: Path, arrays: dict) -> None:
+    tmp = path.with_name(f".{path.stem}.partial.npz")
+    np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
+    os.replace(tmp, path)
 
 
 def write_tables(grid: Grid, out: Path, rows: list[dict], info: dict) -> None:
     """results.csv (one row per finished configuration, grid order) and results.json."""
     columns = columns_for(grid)
+    info = {**info, "grid": {**info.get("grid", {}), "baseline": grid.baseline}}  # not part of row keys
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -104,7 +120,7 @@ def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = 
     ``on_row(row)`` is called after each newly computed row has been written; ``train_only``
     stops after training what the unfinished configurations need.
     """
-    from .evaluate import (attribute_class_prompts, build_embedders, evaluation_set,
+    from .evaluate import (attribute_class_prompts, build_embedders, column_name, evaluation_set,
                            real_attribute_accuracy, reference_embeddings)
     from .stages import Stages, prepare_corpus
 
@@ -136,6 +152,8 @@ def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = 
             return finished_rows()
         prompts, labels = evaluation_set(corpus, grid.eval["split"], grid.eval["prompts"])
         references, n_reference = reference_embeddings(corpus, grid.eval["split"], embedders)
+        _atomic_savez(out / "reference.npz", {
+            (f"emb_{column_name(k)}" if "/" not in k else "notes_stats"): v[0] for k, v in references.items()})
         class_prompts = attribute_class_prompts(corpus)
         ceiling, ceiling_detail = real_attribute_accuracy(corpus, grid.eval["split"], clap_model,
                                                           class_prompts)
@@ -157,6 +175,7 @@ def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = 
             row = _evaluate_row(grid, config, key, stages, corpus, prompts, embedders, references,
                                 n_reference, clap_model, clap_status, cache, attributes)
             row["provenance"] = info["provenance"]
+            _atomic_savez(out / "rows" / f"{key}.npz", row["detail"].pop("per_clip"))
             _atomic_write(out / "rows" / f"{key}.json", json.dumps(row, indent=1, default=str))
             write_tables(grid, out, finished_rows(), info)
             c = row["columns"]
@@ -187,7 +206,8 @@ def _evaluate_row(grid: Grid, config: Configuration, key: str, stages, corpus, p
     audio = generate_set(model, config, prompts, ev["seeds"], ev["duration_s"], ev["batch_size"])
     generate_seconds = time.perf_counter() - gen_start
     quality, detail = score_audio(audio, model.sample_rate, prompts * len(ev["seeds"]), model,
-                                  embedders, references, clap_model, clap_status, ev)
+                                  embedders, references, clap_model, clap_status, ev,
+                                  labels=attributes["labels"] * len(ev["seeds"]))
     accuracy, accuracy_detail = attribute_accuracy_columns(
         clap_model, audio, model.sample_rate, attributes["labels"] * len(ev["seeds"]),
         attributes["class_prompts"])

@@ -251,6 +251,12 @@ class BasicPitchEmbedder(Embedder):
     def _embed_clips(self, clips: list[np.ndarray]) -> np.ndarray:
         return np.stack([f.mean(axis=0) for f in self._frame_features(clips)])
 
+    @staticmethod
+    def pool(transcriptions: list) -> np.ndarray:
+        """Transcriptions (from ``self.transcriber``) → ``[N, 176]``, what ``embed`` returns for their
+        audio: one model pass serves the embedding and the note measures."""
+        return np.stack([np.concatenate([t.note, t.onset], axis=1).mean(axis=0) for t in transcriptions])
+
     def embed_frames(self, audio, sample_rate: int) -> list[np.ndarray]:
         """Clips at ``sample_rate`` → per clip float64 ``[windows, 176]`` (0.5-s window means; a
         shorter tail window is dropped unless it is the only one)."""

@@ -1,7 +1,8 @@
 """Every transcription-based measure of a set of clips, from one basic-pitch pass per clip.
 
-``transcription_scores(transcriber, audio, sample_rate, attributes, reference)`` returns set-level
-columns and per-clip values (kept so rows can be compared clip by clip with paired intervals):
+``transcription_scores(transcriptions, attributes, reference)`` (one
+:class:`~melody_lab.metrics.transcription.Transcription` per clip) returns set-level columns and
+per-clip values (kept so rows can be compared clip by clip with paired intervals):
 
 - ``notes_fd``: :func:`~melody_lab.metrics.musicality.statistics_distance` (Fréchet distance of the
   standardised note statistics) to the ``reference`` statistics matrix (real clips);
@@ -21,16 +22,17 @@ from .musicality import STATISTICS, note_statistics, statistics_distance, statis
 ADHERENCE = ("key_match", "key_score", "mode_match", "tempo_acc1", "tempo_acc2")
 
 
-def reference_statistics(transcriber, audio, sample_rate: int) -> np.ndarray:
-    """Real clips ``[N, T]`` → their note-statistics matrix ``[N, S]`` (the reference of ``notes_fd``)."""
-    return statistics_matrix([note_statistics(t.notes, t.duration_s)
-                              for t in transcriber.transcribe(audio, sample_rate)])
+def reference_statistics(transcriptions: list) -> np.ndarray:
+    """Transcriptions of real clips → their note-statistics matrix ``[N, S]`` (the reference of ``notes_fd``)."""
+    return statistics_matrix([note_statistics(t.notes, t.duration_s) for t in transcriptions])
 
 
-def transcription_scores(transcriber, audio, sample_rate: int, attributes: list[dict] | None,
+def transcription_scores(transcriptions: list, attributes: list[dict] | None,
                          reference: np.ndarray) -> tuple[dict[str, float], list[dict]]:
-    """Clips ``[N, T]`` (+ one attribute dict per clip, or None: no adherence) → (columns, per-clip dicts)."""
-    transcriptions = transcriber.transcribe(audio, sample_rate)
+    """N transcriptions (+ one prompt-attribute dict per clip, or None: no adherence) and the
+    reference statistics matrix → (columns, per-clip dicts of statistics and adherence values)."""
+    if attributes is not None and len(attributes) != len(transcriptions):
+        raise ValueError(f"{len(attributes)} attribute rows for {len(transcriptions)} clips")
     per_clip = []
     for index, t in enumerate(transcriptions):
         clip = note_statistics(t.notes, t.duration_s)
