@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from melody_lab.metrics.stats import (bootstrap_mean_ci, kendall_tau, paired_bootstrap, paired_fad_difference,
-                                      paired_mean_difference)
+from melody_lab.metrics.stats import (bootstrap_mean_ci, paired_bootstrap, paired_fad_difference,
+                                      paired_mean_difference, rank_agreement)
 
 
 def test_paired_interval_finds_a_small_shift_that_unpaired_intervals_miss():
@@ -64,8 +64,11 @@ def test_paired_fad_difference_sign_and_zero():
     assert same.estimate == 0.0 and same.low == same.high == 0.0 and not same.excludes_zero
 
 
-def test_kendall_tau_rank_agreement():
-    assert kendall_tau([0, 1, 2, 3], [1.0, 2.0, 5.0, 9.0]) == pytest.approx(1.0)        # a distance
-    assert kendall_tau([0, 1, 2, 3], [0.9, 0.5, 0.4, 0.1], higher_is_better=True) == pytest.approx(1.0)
-    assert kendall_tau([0, 1, 2, 3], [9.0, 5.0, 2.0, 1.0]) == pytest.approx(-1.0)
-    assert np.isnan(kendall_tau([0, 1], [np.nan, 1.0]))
+def test_rank_agreement_is_kendall_tau_over_the_ranked_pairs():
+    assert rank_agreement([0, 1, 2, 3], [1.0, 2.0, 5.0, 9.0]) == pytest.approx(1.0)        # a distance
+    assert rank_agreement([0, 1, 2, 3], [0.9, 0.5, 0.4, 0.1], higher_is_better=True) == pytest.approx(1.0)
+    assert rank_agreement([0, 1, 2, 3], [9.0, 5.0, 2.0, 1.0]) == pytest.approx(-1.0)
+    # ties in the expected order are not pairs to rank: a perfect metric still scores 1
+    assert rank_agreement([0, 1, 1, 2], [1.0, 3.0, 2.0, 4.0]) == pytest.approx(1.0)
+    assert rank_agreement([0, 1, 1, 2], [1.0, 3.0, 5.0, 4.0]) == pytest.approx(3 / 5)   # one of 5 pairs reversed
+    assert np.isnan(rank_agreement([0, 1], [np.nan, 1.0]))

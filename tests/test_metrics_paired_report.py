@@ -66,3 +66,19 @@ def test_paired_table_finds_the_known_differences(tmp_path):
     text = write_summary(tmp_path).read_text()
     assert "Paired differences to the baseline {schedule: uniform}" in text and " *" in text
     assert json.loads((tmp_path / "paired.json").read_text())[0]["rows"]["linear/T=2"]["clap"]["excludes_zero"]
+
+
+def test_control_rows_expected_order_and_kendall_tau():
+    from melody_lab.ablation.controls import ROUNDTRIP, SHUFFLED, control_agreement, expected_rank, shifted
+
+    assert shifted([0, 1, 2, 10, 11, 12], 3) == [1, 2, 0, 11, 12, 10]          # a derangement per seed
+    rows = [{"columns": {"label": "T=10", "steps": 10, "guidance": 2.5, "fad_features": 50.0, "clap": 0.30}},
+            {"columns": {"label": "T=1", "steps": 1, "guidance": 2.5, "fad_features": 90.0, "clap": 0.25}},
+            {"columns": {"label": "w=0", "steps": 10, "guidance": 0.0, "fad_features": 40.0, "clap": 0.10}}]
+    controls = [{"columns": {"label": ROUNDTRIP, "fad_features": 5.0, "clap": 0.40}},
+                {"columns": {"label": SHUFFLED, "fad_features": 5.0, "clap": 0.05}}]
+    assert [expected_rank(r["columns"]) for r in rows + controls] == [1, 2, 2, 0, 2]
+    agreement = control_agreement(rows, controls)
+    assert agreement["clap"]["tau"] == pytest.approx(1.0) and agreement["clap"]["rows"] == 5
+    # FAD leaves shuffled prompts out (same audio as the round trip) and misorders guidance 0
+    assert agreement["fad_features"]["rows"] == 4 and 0 < agreement["fad_features"]["tau"] < 1

@@ -65,7 +65,7 @@ def attribute_class_prompts(corpus) -> dict[str, dict[str, str]]:
 
 def evaluation_set(corpus, split: str, count: int) -> tuple[list[str], list[dict]]:
     """``count`` captions of ``split`` in a fixed order (see module docstring) and the attribute
-    labels (:func:`attribute_labels`, plus ``tonic`` and ``tempo_bpm``) of the clip each caption describes."""
+    labels (:func:`attribute_labels`, plus ``tonic``, ``tempo_bpm``, ``clip_id``) of the clip each caption describes."""
     from ..data import load_metadata
 
     rows = [r for r in load_metadata(corpus) if split == "all" or r["split"] == split]
@@ -77,7 +77,8 @@ def evaluation_set(corpus, split: str, count: int) -> tuple[list[str], list[dict
         row = rows[i % len(rows)]
         captions = row.get("captions") or [row["caption"]]
         prompts.append(captions[(i // len(rows)) % len(captions)])
-        labels.append({**attribute_labels(row), "tonic": row.get("tonic"), "tempo_bpm": row.get("tempo_bpm")})
+        labels.append({**attribute_labels(row), "tonic": row.get("tonic"), "tempo_bpm": row.get("tempo_bpm"),
+                       "clip_id": row["clip_id"]})
     return prompts, labels
 
 

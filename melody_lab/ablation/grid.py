@@ -5,7 +5,8 @@
     train: {preset: tiny, seed: 0, steps: {codec: 20000, mulan: 2000, lm: 3000, denoiser: 20000}}
                                             # (+ codec_preset: the codec's size, default preset)
     reuse: {bundle: melody_lab/assets/bundles/tiny}   # optional: already-trained stages
-    eval:  {prompts: 32, seeds: [0], duration_s: 5.0, split: test, embedders: [features, evalclap-tiny]}
+    eval:  {prompts: 32, seeds: [0], duration_s: 5.0, split: test, embedders: [features, evalclap-tiny],
+            controls: true}                 # + known-good/bad control rows (ablation/controls.py)
     axes:                                   # the configurations are the product of these lists
       schedule: [uniform, linear, logsnr]   # sampling only: never retrains
       steps: [4, 5, 10, 20]                 # sampling only
@@ -38,7 +39,8 @@ TRAIN_KEYS = {"preset", "codec_preset", "seed", "steps", "max_minutes", "crop_se
 STAGE_KEYS = {"codec", "mulan", "lm", "denoiser"}
 REUSE_KEYS = {"bundle", "mulan", "rvq", "tokenizer", "lm", "codec", "denoiser"}
 EVAL_KEYS = {"prompts", "seeds", "duration_s", "split", "batch_size", "embedders", "clap",
-             "rtf_warmup", "rtf_repeats", "bootstrap_resamples", "confidence", "fad_infinity_min_n"}
+             "rtf_warmup", "rtf_repeats", "bootstrap_resamples", "confidence", "fad_infinity_min_n",
+             "controls"}
 AXES = ("schedule", "steps", "guidance", "denoiser", "codec")
 SPLITS = ("train", "valid", "test", "all")
 PRESETS = ("micro", "tiny", "paper")
@@ -229,6 +231,8 @@ def _validate_sections(raw: dict, where: Path) -> Grid:
         raise UserError(f"grid: eval.confidence must lie in (0, 1), got {ev['confidence']}")
     ev["embedders"] = [str(e) for e in _list("eval.embedders", ev["embedders"])]
     ev["clap"] = None if ev["clap"] in (None, "none") else str(ev["clap"])
+    if not isinstance(ev.get("controls", False), bool):  # control rows: ablation/controls.py
+        raise UserError(f"grid: eval.controls must be true or false, got {ev['controls']!r}")
 
     axes = _validate_axes(raw.get("axes"))
     default_preset = "bundle" if "bundle" in reuse else train["preset"]

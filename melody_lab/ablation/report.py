@@ -181,6 +181,24 @@ def paired_markdown(differences: dict, confidence: float = 0.95, baseline: dict 
     return "\n".join(lines) + "\n"
 
 
+def controls_markdown(rows: list[dict], controls: list[dict]) -> str:
+    """The control rows' main metrics and each metric's Kendall τ against the expected order."""
+    from .controls import control_agreement
+
+    agreement = control_agreement(rows, controls)
+    metrics = list(agreement)
+    lines = ["", "#### Control rows and rank agreement", "",
+             "Expected order: codec round trip of the real clips (best) < ordinary configurations < "
+             "known-bad rows (shuffled prompts, 1 step, guidance 0); shuffled prompts are left out of "
+             "the audio-only metrics (FAD, notes FD). τ = Kendall's τ over the pairs of rows that order "
+             "ranks (+1: every such pair in the expected order, −1: all reversed).", "",
+             "| row | " + " | ".join(metrics) + " |", "|" + "---|" * (len(metrics) + 1)]
+    for c in controls:
+        lines.append(f"| {c['columns']['label']} | " + " | ".join(_number(c['columns'].get(m)) for m in metrics) + " |")
+    lines.append("| **rank agreement τ** | " + " | ".join(_number(agreement[m]["tau"]) for m in metrics) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_summary(out_dir: str | Path) -> Path:
     """Render OUT/results.json into OUT/summary.md (+ OUT/paired.json: one entry per grid baseline)."""
     out = Path(out_dir)
@@ -194,6 +212,10 @@ def write_summary(out_dir: str | Path) -> Path:
             text += paired_markdown(differences, confidence, baseline)
     if paired:
         (out / "paired.json").write_text(json.dumps(paired, indent=1))
+    controls = [json.loads(p.read_text()) for p in sorted((out / "controls").glob("*.json"))] \
+        if (out / "controls").is_dir() else []
+    if controls:
+        text += controls_markdown(results.get("rows", []), controls)
     path = out / "summary.md"
     path.write_text(text)
     return path

@@ -144,7 +144,14 @@ def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = 
     info_path = out / "results.json"
     info = {k: v for k, v in json.loads(info_path.read_text()).items() if k != "rows"} \
         if info_path.is_file() and not todo else {}
-    if todo:
+    if grid.eval.get("controls"):
+        from .controls import ROUNDTRIP, SHUFFLED, control_key
+
+        controls_todo = any(not (out / "controls" / f"{control_key(n, grid, fingerprints)}.json").is_file()
+                            for n in (ROUNDTRIP, SHUFFLED))
+    else:
+        controls_todo = False
+    if todo or controls_todo:
         corpus = prepare_corpus(grid, out)
         stages = Stages(grid, corpus, out, progress, runs_dir)
         stages.prepare([c for c, _ in todo])
@@ -184,6 +191,11 @@ def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = 
                 and not k.endswith(("_low", "_high")) and isinstance(c[k], float)))
             if on_row is not None:
                 on_row(row)
+        if controls_todo:
+            from .controls import run_controls
+
+            run_controls(grid, out, configs[0], stages, corpus, prompts, labels, embedders, references,
+                         clap_model, clap_status, fingerprints, info["provenance"])
     rows = finished_rows()
     write_tables(grid, out, rows, info)
     return rows

@@ -1,5 +1,5 @@
 """Seeded percentile-bootstrap intervals: for a mean, for FAD, and for paired differences between rows
-that share prompts and seeds; Kendall τ rank agreement for control rows."""
+that share prompts and seeds; rank agreement (Kendall's τ) for control rows."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -164,14 +164,20 @@ def paired_fad_difference(emb, emb_baseline, emb_reference, *, resample_referenc
     return paired_bootstrap(difference, len(emb), seed=seed, **kwargs)
 
 
-def kendall_tau(expected_rank, observed, higher_is_better: bool = False) -> float:
-    """Rank agreement (Kendall τ-b, −1 … 1) between the expected quality order of some rows
-    (``expected_rank`` ``[R]``: 0 = best) and a metric's values ``[R]`` for them; NaN values dropped."""
-    import scipy.stats
+def rank_agreement(expected_rank, observed, higher_is_better: bool = False) -> float:
+    """Kendall-style rank agreement (−1 … 1) between the expected quality order of some rows
+    (``expected_rank`` ``[R]``: 0 = best, ties allowed) and a metric's values ``[R]`` for them.
 
+    Kendall's τ over the pairs the expected order ranks (Somers' D of the metric given the
+    expectation): (concordant − discordant) / pairs with different expected ranks; a metric tie
+    counts as neither. +1: every such pair is in the expected order. NaN values are dropped.
+    """
     expected, observed = np.asarray(expected_rank, np.float64), np.asarray(observed, np.float64)
     keep = np.isfinite(observed)
-    if keep.sum() < 2:
+    expected, badness = expected[keep], (-observed if higher_is_better else observed)[keep]
+    i, j = np.triu_indices(len(expected), k=1)
+    ranked = expected[i] != expected[j]
+    if not ranked.any():
         return float("nan")
-    badness = -observed[keep] if higher_is_better else observed[keep]
-    return float(scipy.stats.kendalltau(expected[keep], badness).statistic)
+    sign = np.sign(expected[i] - expected[j]) * np.sign(badness[i] - badness[j])
+    return float(sign[ranked].sum() / ranked.sum())
