@@ -90,9 +90,14 @@ def test_statistics_distance_zero_for_the_same_set_and_grows_with_a_shift():
     same = statistics_distance(real, real)
     assert same.frechet == pytest.approx(0.0, abs=1e-6) and same.n_real == 200
     shifted = real.copy()
-    shifted[:, 0] += 3 * real[:, 0].std(ddof=1)                 # one statistic 3 real stds higher
+    j = STATISTICS.index("key_clarity")                         # a statistic on its own scale
+    shifted[:, j] += 3 * real[:, j].std(ddof=1)                 # 3 real stds higher
     far = statistics_distance(shifted, real)
-    assert far.frechet == pytest.approx(9.0, rel=1e-3) and far.effect_sizes["notes_per_s"] == pytest.approx(3.0)
+    assert far.frechet == pytest.approx(9.0, rel=1e-3) and far.effect_sizes["key_clarity"] == pytest.approx(3.0)
+    doubled = real.copy()
+    doubled[:, 0] = 2 * (real[:, 0] + 0.5) - 0.5                # notes/s: compared as log(x + 0.5)
+    log_std = np.log(real[:, 0] + 0.5).std(ddof=1)
+    assert statistics_distance(doubled, real).effect_sizes["notes_per_s"] == pytest.approx(np.log(2) / log_std)
     with_nan = np.vstack([real[:10], np.full((3, len(STATISTICS)), np.nan)])
     assert statistics_distance(with_nan, real).dropped_generated == 3
     assert statistics_matrix([note_statistics(melody(C_MAJOR_SCALE, 120), 8.0)]).shape == (1, len(STATISTICS))

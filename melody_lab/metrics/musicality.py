@@ -15,7 +15,8 @@ optional dependency. Per clip (:func:`note_statistics`, keys of :data:`STATISTIC
   Gaussian σ = 20 ms) at lags 0.2 s … min(2 s, duration / 2): 1 = perfectly periodic onsets.
 
 A clip with fewer than 2 notes gets NaN for the pitch statistics and regularity (never a made-up
-value); :func:`statistics_distance` drops such clips and says how many it dropped.
+value); :func:`statistics_distance` drops such clips and says how many it dropped, and compares the
+heavy-tailed statistics (notes/s, polyphony, pitch range) on a log scale.
 """
 from __future__ import annotations
 
@@ -125,13 +126,27 @@ def statistics_matrix(per_clip: list[dict[str, float]]) -> np.ndarray:
     return np.array([[clip[k] for k in STATISTICS] for clip in per_clip], dtype=np.float64).reshape(-1, len(STATISTICS))
 
 
+#: heavy-tailed statistics compared on a log scale in :func:`statistics_distance`: name → offset
+LOG_SCALED = {"notes_per_s": 0.5, "polyphony": 1.0, "pitch_range": 1.0}
+
+
+def _log_scaled(matrix: np.ndarray) -> np.ndarray:
+    out = matrix.copy()
+    for name, offset in LOG_SCALED.items():
+        j = STATISTICS.index(name)
+        if j < out.shape[1]:
+            out[:, j] = np.log(np.maximum(out[:, j], 0.0) + offset)
+    return out
+
+
 @dataclass(frozen=True)
 class StatisticsDistance:
     """How far generated clips' note statistics are from real ones.
 
-    ``frechet``: Fréchet distance between Gaussians fitted to the statistics standardised by the
-    *real* set's mean and std (so each statistic counts in units of its real spread);
-    ``effect_sizes``: per statistic (mean generated − mean real) / std real; ``means_*``: raw means;
+    ``frechet``: Fréchet distance between Gaussians fitted to the statistics — the heavy-tailed ones
+    of :data:`LOG_SCALED` as log(value + offset) — standardised by the *real* set's mean and std (so
+    each statistic counts in units of its real spread); ``effect_sizes``: per statistic (mean
+    generated − mean real) / std real on that same scale; ``means_*``: raw means;
     ``n_*``: clips used (clips with any NaN statistic dropped: ``dropped_*``).
     """
 
@@ -157,10 +172,11 @@ def statistics_distance(generated: np.ndarray, real: np.ndarray) -> StatisticsDi
     g, r = generated[keep_g], real[keep_r]
     if len(g) < 2 or len(r) < 2:
         raise ValueError(f"need ≥ 2 clips with notes in each set; got {len(g)} generated, {len(r)} real")
-    mean, std = r.mean(0), r.std(0, ddof=1)
+    gl, rl = _log_scaled(g), _log_scaled(r)
+    mean, std = rl.mean(0), rl.std(0, ddof=1)
     std = np.where(std > 0, std, 1.0)
-    frechet = frechet_distance(*embedding_statistics((g - mean) / std), *embedding_statistics((r - mean) / std))
+    frechet = frechet_distance(*embedding_statistics((gl - mean) / std), *embedding_statistics((rl - mean) / std))
     names = list(STATISTICS)[:generated.shape[1]]
-    return StatisticsDistance(frechet, dict(zip(names, ((g.mean(0) - mean) / std).tolist())),
-                              dict(zip(names, g.mean(0).tolist())), dict(zip(names, mean.tolist())),
+    return StatisticsDistance(frechet, dict(zip(names, ((gl.mean(0) - mean) / std).tolist())),
+                              dict(zip(names, g.mean(0).tolist())), dict(zip(names, r.mean(0).tolist())),
                               len(g), len(r), int((~keep_g).sum()), int((~keep_r).sum()))

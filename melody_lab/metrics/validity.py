@@ -3,8 +3,9 @@
 :func:`degradation_check` scores a clean evaluation set and every rung of each ladder of
 :data:`~melody_lab.metrics.degradations.LADDERS` with a set of metrics (a function of audio → 
 ``{metric: number}``, lower = better for distances; rates are declared ``higher_is_better``). A ladder *passes* when every
-rung is strictly worse than the one before it (clean first). A failing metric is reported as failing:
-the result keeps every value so the table can show where it breaks.
+rung is strictly worse than the one before it (clean first); the table also shows the weaker check
+"harshest rung worse than clean". A failing metric is reported as failing: the result keeps every
+value so the table can show where it breaks.
 """
 from __future__ import annotations
 
@@ -28,8 +29,13 @@ class LadderResult:
     higher_is_better: bool
     passed: bool
 
+    @property
+    def harshest_worse(self) -> bool:
+        """The weaker check: the harshest rung is worse than clean."""
+        return strictly_worse((self.values[0], self.values[-1]), self.higher_is_better)
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "harshest_worse": self.harshest_worse}
 
 
 def strictly_worse(values, higher_is_better: bool = False) -> bool:
@@ -63,10 +69,11 @@ def degradation_check(score: Callable[[np.ndarray], dict[str, float]], audio: np
 
 def validity_table(results: list[LadderResult]) -> str:
     """Markdown: one line per (metric, ladder) with every value and PASS / FAIL."""
-    lines = ["| metric | ladder | clean → worst | result |", "|---|---|---|---|"]
+    lines = ["| metric | ladder | clean → mildest … harshest | strictly worse each rung | harshest worse than clean |",
+             "|---|---|---|---|---|"]
     for r in sorted(results, key=lambda r: r.metric):
         levels = " → ".join(f"{v:.4g}" for v in r.values)
         rungs = ", ".join(f"{l:g}" for l in r.levels)
         lines.append(f"| {r.metric} | {r.ladder} ({r.parameter} {rungs}) | {levels} | "
-                     f"{'PASS' if r.passed else 'FAIL'} |")
+                     f"{'PASS' if r.passed else 'FAIL'} | {'yes' if r.harshest_worse else 'no'} |")
     return "\n".join(lines) + "\n"
