@@ -69,3 +69,12 @@ def test_without_the_extra_the_error_names_the_install_command(monkeypatch):
             build_embedder("basic-pitch")
     finally:
         transcription.get_transcriber.cache_clear()
+
+
+def test_the_core_imports_nothing_of_the_extra():
+    import subprocess
+
+    code = ("import sys, melody_lab.metrics, melody_lab.ablation; "
+            "print(sorted(m for m in ('onnxruntime', 'basic_pitch', 'librosa', 'mir_eval') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

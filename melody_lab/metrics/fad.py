@@ -172,13 +172,17 @@ def fad_infinity(emb_eval: np.ndarray, emb_reference: np.ndarray, *, embedder: s
         subset = emb_eval[rng.choice(total, size=n, replace=False)]
         mu, sigma = embedding_statistics(subset)
         fads.append(_frechet(mu, sigma, mu_ref, sigma_ref, eps)[0])
-    xs, ys = 1.0 / np.asarray(ns, dtype=np.float64), np.asarray(fads)
-    slope, intercept = np.polyfit(xs, ys, 1)
-    residual = float(np.sum((ys - (slope * xs + intercept)) ** 2))
-    spread = float(np.sum((ys - ys.mean()) ** 2))
-    r2 = 1.0 - residual / spread if spread > 0 else 1.0
-    return FADInfinityResult(float(intercept), float(slope), r2, tuple(ns), tuple(float(f) for f in fads),
+    return FADInfinityResult(*_fit_inverse_n(ns, fads), tuple(ns), tuple(float(f) for f in fads),
                              total, len(emb_reference), embedder, reference, seed)
+
+
+def _fit_inverse_n(ns, fads) -> tuple[float, float, float]:
+    """Least-squares FAD = slope/n + intercept → (intercept, slope, R²)."""
+    xs, ys = 1.0 / np.asarray(ns, dtype=np.float64), np.asarray(fads, dtype=np.float64)
+    slope, intercept = np.polyfit(xs, ys, 1)
+    spread = float(np.sum((ys - ys.mean()) ** 2))
+    r2 = 1.0 - float(np.sum((ys - (slope * xs + intercept)) ** 2)) / spread if spread > 0 else 1.0
+    return float(intercept), float(slope), r2
 
 
 def fad_infinity_fadtk(frames_eval: np.ndarray, frames_reference: np.ndarray, *, embedder: str,
@@ -203,11 +207,7 @@ def fad_infinity_fadtk(frames_eval: np.ndarray, frames_reference: np.ndarray, *,
     for n in ns:
         mu, sigma = embedding_statistics(frames_eval[rng.choice(len(frames_eval), size=n, replace=True)])
         fads.append(_frechet(mu_ref, sigma_ref, mu, sigma, eps)[0])
-    xs, ys = 1.0 / np.asarray(ns, dtype=np.float64), np.asarray(fads)
-    slope, intercept = np.polyfit(xs, ys, 1)
-    spread = float(np.sum((ys - ys.mean()) ** 2))
-    r2 = 1.0 - float(np.sum((ys - (slope * xs + intercept)) ** 2)) / spread if spread > 0 else 1.0
-    return FADInfinityResult(float(intercept), float(slope), r2, tuple(ns), tuple(float(f) for f in fads),
+    return FADInfinityResult(*_fit_inverse_n(ns, fads), tuple(ns), tuple(float(f) for f in fads),
                              len(frames_eval), len(frames_reference), embedder, reference, seed)
 
 
