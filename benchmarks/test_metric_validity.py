@@ -10,9 +10,10 @@ test, since a degradation has to beat the real-vs-real sampling difference) and 
 clean versions of the evaluated clips themselves (clean = the same-set value). Metrics: FAD under
 every embedder (``features``, ``evalclap-tiny``, ``basic-pitch``), the note-statistics distance
 ``notes_fd``, and the prompt adherence rates ``key_match`` / ``tempo_acc2`` of the basic-pitch
-transcription against each clip's own attributes (their ceiling; no reference). The table is printed and written to OUT/validity.{md,json}; the test
-fails when a metric's PASS/FAIL differs from :data:`EXPECTED_FAILURES` (the list docs/metrics.md
-shows), so a metric can neither start failing nor be fixed silently.
+transcription against each clip's own attributes (their ceiling; no reference). The table is
+printed and written to OUT/validity.{md,json}; the test fails when a metric of :data:`MUST_PASS`
+fails, and (full run) when the failures differ from :data:`EXPECTED_FAILURES_FULL` (the list
+docs/metrics.md shows), so a metric can neither start failing nor be fixed silently.
 """
 from __future__ import annotations
 
@@ -29,11 +30,13 @@ from melody_lab.metrics import build_embedder, fad
 from melody_lab.metrics.validity import degradation_check, validity_table
 
 ROOT = Path(__file__).resolve().parent.parent
-#: (metric, ladder) pairs measured to fail, per mode — keep in step with docs/metrics.md
-EXPECTED_FAILURES = {
-    "quick": set(),
-    "full": set(),
-}
+#: (metric, ladder) pairs measured to fail on the full set (104 clips of 5 s) — keep in step with
+#: docs/metrics.md. The quick set (micro corpus, 16 + 16 clips of 2 s) is too small and too dependent
+#: on the renderer for an exact list: there only MUST_PASS is asserted, everything is printed.
+EXPECTED_FAILURES_FULL: set[tuple[str, str]] = set()
+#: every embedder's FAD must rank every ladder against the clean versions of the same clips
+MUST_PASS = {(f"FAD {name} vs same", ladder) for name in ("features", "evalclap-tiny", "basic-pitch")
+             for ladder in ("noise", "lowpass", "shuffle")}
 
 
 def _corpus(quick: bool, tmp_path_factory) -> Path:
@@ -102,8 +105,9 @@ def test_every_metric_gets_worse_with_degradation(request, tmp_path_factory):
 
     assert len(results) == 3 * len({r.metric for r in results})  # every metric on every ladder
     failures = {(r.metric, r.ladder) for r in results if not r.passed}
-    expected = EXPECTED_FAILURES["quick" if quick else "full"]
-    if transcriber is None:
-        expected = {f for f in expected if f[0].startswith("FAD ") and "basic-pitch" not in f[0]}
-    assert failures == expected, f"pass/fail changed: now failing {sorted(failures - expected)}, " \
-                                 f"now passing {sorted(expected - failures)}"
+    measured = {(r.metric, r.ladder) for r in results}
+    assert not failures & MUST_PASS, f"failing: {sorted(failures & MUST_PASS)}"
+    if not quick and transcriber is not None:
+        assert failures == EXPECTED_FAILURES_FULL, \
+            f"pass/fail changed: now failing {sorted(failures - EXPECTED_FAILURES_FULL)}, " \
+            f"now passing {sorted(EXPECTED_FAILURES_FULL & measured - failures)}"
