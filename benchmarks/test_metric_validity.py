@@ -33,7 +33,15 @@ ROOT = Path(__file__).resolve().parent.parent
 #: (metric, ladder) pairs measured to fail on the full set (104 clips of 5 s) — keep in step with
 #: docs/metrics.md. The quick set (micro corpus, 16 + 16 clips of 2 s) is too small and too dependent
 #: on the renderer for an exact list: there only MUST_PASS is asserted, everything is printed.
-EXPECTED_FAILURES_FULL: set[tuple[str, str]] = set()
+EXPECTED_FAILURES_FULL = {
+    # basic-pitch is built to ignore noise and timbre: mild noise / low-pass barely move its pooled
+    # activations, less than the sampling difference between two halves of real clips
+    ("FAD basic-pitch vs other", "noise"), ("FAD basic-pitch vs other", "lowpass"),
+    ("notes_fd vs other", "noise"), ("notes_fd vs other", "lowpass"), ("notes_fd vs other", "shuffle"),
+    # rates over 51–52 clips move in steps of one clip and do not respond to mild degradations
+    ("key_match", "noise"), ("key_match", "lowpass"), ("key_match", "shuffle"),
+    ("tempo_acc2", "noise"), ("tempo_acc2", "lowpass"), ("tempo_acc2", "shuffle"),
+}
 #: every embedder's FAD must rank every ladder against the clean versions of the same clips
 MUST_PASS = {(f"FAD {name} vs same", ladder) for name in ("features", "evalclap-tiny", "basic-pitch")
              for ladder in ("noise", "lowpass", "shuffle")}
