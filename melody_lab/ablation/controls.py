@@ -96,7 +96,8 @@ def control_agreement(rows: list[dict], controls: list[dict]) -> dict[str, dict]
 
 def run_controls(grid, out, config, stages, corpus, prompts: list[str], labels: list[dict], embedders: dict,
                  references: dict, clap_model, clap_status: str, fingerprints: dict, provenance: dict) -> list[dict]:
-    """Score the missing control rows into OUT/controls/ (with ``config``'s codec and MuLan); returns all."""
+    """Score the missing control rows into OUT/controls/ (with ``config``'s codec and MuLan); returns all.
+    ``labels``: :func:`~melody_lab.ablation.evaluate.prompt_targets` of the prompts (with ``clip_id``)."""
     from .evaluate import score_audio
     from .runner import _atomic_savez, _atomic_write
 

@@ -63,23 +63,34 @@ def attribute_class_prompts(corpus) -> dict[str, dict[str, str]]:
             for key, vals in values.items() if len(vals) >= 2}
 
 
-def evaluation_set(corpus, split: str, count: int) -> tuple[list[str], list[dict]]:
-    """``count`` captions of ``split`` in a fixed order (see module docstring) and the attribute
-    labels (:func:`attribute_labels`, plus ``tonic``, ``tempo_bpm``, ``clip_id``) of the clip each caption describes."""
+def _prompted_rows(corpus, split: str, count: int) -> list[tuple[dict, str]]:
+    """``count`` (corpus row, caption) pairs of ``split`` in the fixed order of the module docstring."""
     from ..data import load_metadata
 
     rows = [r for r in load_metadata(corpus) if split == "all" or r["split"] == split]
     if not rows:
         raise UserError(f"split {split!r} of {corpus} has no clips to take prompts from")
     rows.sort(key=lambda r: hashlib.sha256(r["clip_id"].encode()).hexdigest())
-    prompts, labels = [], []
+    pairs = []
     for i in range(count):
         row = rows[i % len(rows)]
         captions = row.get("captions") or [row["caption"]]
-        prompts.append(captions[(i // len(rows)) % len(captions)])
-        labels.append({**attribute_labels(row), "tonic": row.get("tonic"), "tempo_bpm": row.get("tempo_bpm"),
-                       "clip_id": row["clip_id"]})
-    return prompts, labels
+        pairs.append((row, captions[(i // len(rows)) % len(captions)]))
+    return pairs
+
+
+def evaluation_set(corpus, split: str, count: int) -> tuple[list[str], list[dict]]:
+    """``count`` captions of ``split`` in a fixed order (see module docstring) and the attribute
+    labels (:func:`attribute_labels`) of the clip each caption describes."""
+    pairs = _prompted_rows(corpus, split, count)
+    return [caption for _, caption in pairs], [attribute_labels(row) for row, _ in pairs]
+
+
+def prompt_targets(corpus, split: str, count: int) -> list[dict]:
+    """For the same prompts as :func:`evaluation_set`: ``tonic``, ``mode``, ``tempo_bpm`` and
+    ``clip_id`` of the clip each caption describes (transcription adherence, control rows)."""
+    return [{k: row.get(k) for k in ("tonic", "mode", "tempo_bpm", "clip_id")}
+            for row, _ in _prompted_rows(corpus, split, count)]
 
 
 def attribute_accuracy_columns(clap_model, audio, sample_rate: int, labels: list[dict],

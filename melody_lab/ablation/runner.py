@@ -121,7 +121,7 @@ def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = 
     stops after training what the unfinished configurations need.
     """
     from .evaluate import (attribute_class_prompts, build_embedders, column_name, evaluation_set,
-                           real_attribute_accuracy, reference_embeddings)
+                           prompt_targets, real_attribute_accuracy, reference_embeddings)
     from .stages import Stages, prepare_corpus
 
     if not isinstance(grid, Grid):
@@ -164,7 +164,8 @@ def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = 
         class_prompts = attribute_class_prompts(corpus)
         ceiling, ceiling_detail = real_attribute_accuracy(corpus, grid.eval["split"], clap_model,
                                                           class_prompts)
-        attributes = {"labels": labels, "class_prompts": class_prompts, "ceiling": ceiling}
+        attributes = {"labels": labels, "class_prompts": class_prompts, "ceiling": ceiling,
+                      "targets": prompt_targets(corpus, grid.eval["split"], grid.eval["prompts"])}
         info = {"grid": {"name": grid.name, "description": grid.description, "file": grid.source,
                          **grid.fixed_settings(), "axes": grid.axes},
                 "corpus": str(corpus), "reference": {"set": f"{corpus}:{grid.eval['split']}",
@@ -194,8 +195,8 @@ def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = 
         if controls_todo:
             from .controls import run_controls
 
-            run_controls(grid, out, configs[0], stages, corpus, prompts, labels, embedders, references,
-                         clap_model, clap_status, fingerprints, info["provenance"])
+            run_controls(grid, out, configs[0], stages, corpus, prompts, attributes["targets"], embedders,
+                         references, clap_model, clap_status, fingerprints, info["provenance"])
     rows = finished_rows()
     write_tables(grid, out, rows, info)
     return rows
@@ -219,7 +220,7 @@ def _evaluate_row(grid: Grid, config: Configuration, key: str, stages, corpus, p
     generate_seconds = time.perf_counter() - gen_start
     quality, detail = score_audio(audio, model.sample_rate, prompts * len(ev["seeds"]), model,
                                   embedders, references, clap_model, clap_status, ev,
-                                  labels=attributes["labels"] * len(ev["seeds"]))
+                                  labels=attributes["targets"] * len(ev["seeds"]))
     accuracy, accuracy_detail = attribute_accuracy_columns(
         clap_model, audio, model.sample_rate, attributes["labels"] * len(ev["seeds"]),
         attributes["class_prompts"])
