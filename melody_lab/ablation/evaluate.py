@@ -63,22 +63,34 @@ def attribute_class_prompts(corpus) -> dict[str, dict[str, str]]:
             for key, vals in values.items() if len(vals) >= 2}
 
 
-def evaluation_set(corpus, split: str, count: int) -> tuple[list[str], list[dict]]:
-    """``count`` captions of ``split`` in a fixed order (see module docstring) and the attribute
-    labels (:func:`attribute_labels`) of the clip each caption describes."""
+def _prompted_rows(corpus, split: str, count: int) -> list[tuple[dict, str]]:
+    """``count`` (corpus row, caption) pairs of ``split`` in the fixed order of the module docstring."""
     from ..data import load_metadata
 
     rows = [r for r in load_metadata(corpus) if split == "all" or r["split"] == split]
     if not rows:
         raise UserError(f"split {split!r} of {corpus} has no clips to take prompts from")
     rows.sort(key=lambda r: hashlib.sha256(r["clip_id"].encode()).hexdigest())
-    prompts, labels = [], []
+    pairs = []
     for i in range(count):
         row = rows[i % len(rows)]
         captions = row.get("captions") or [row["caption"]]
-        prompts.append(captions[(i // len(rows)) % len(captions)])
-        labels.append(attribute_labels(row))
-    return prompts, labels
+        pairs.append((row, captions[(i // len(rows)) % len(captions)]))
+    return pairs
+
+
+def evaluation_set(corpus, split: str, count: int) -> tuple[list[str], list[dict]]:
+    """``count`` captions of ``split`` in a fixed order (see module docstring) and the attribute
+    labels (:func:`attribute_labels`) of the clip each caption describes."""
+    pairs = _prompted_rows(corpus, split, count)
+    return [caption for _, caption in pairs], [attribute_labels(row) for row, _ in pairs]
+
+
+def prompt_targets(corpus, split: str, count: int) -> list[dict]:
+    """For the same prompts as :func:`evaluation_set`: ``tonic``, ``mode``, ``tempo_bpm`` and
+    ``clip_id`` of the clip each caption describes (transcription adherence, control rows)."""
+    return [{k: row.get(k) for k in ("tonic", "mode", "tempo_bpm", "clip_id")}
+            for row, _ in _prompted_rows(corpus, split, count)]
 
 
 def attribute_accuracy_columns(clap_model, audio, sample_rate: int, labels: list[dict],
@@ -146,23 +158,31 @@ def _ci_columns(prefix: str, ci) -> dict:
 
 
 def score_audio(audio: torch.Tensor, sample_rate: int, prompts: list[str], model, embedders: dict,
-                references: dict, clap_model, clap_status: str, settings: EvalSection
-                ) -> tuple[dict, dict]:
+                references: dict, clap_model, clap_status: str, settings: EvalSection,
+                labels: list[dict] | None = None) -> tuple[dict, dict]:
     """Every quality metric of generated ``audio [n, T]`` → (CSV columns, full detail);
     ``settings``: the grid's eval section.
 
     FAD (+ bootstrap CI, + FAD∞ when n ≥ ``fad_infinity_min_n``) per embedder against its
     reference embeddings; CLAP score under ``clap_model`` (None: NaN with ``clap_status`` saying
-    why — never replaced by another model); MCC under the generator's own MuLan.
+    why — never replaced by another model); MCC under the generator's own MuLan. A transcribing
+    embedder (``basic-pitch``) also gives the note statistics and key/tempo adherence of
+    :mod:`~melody_lab.metrics.transcribed` against ``labels`` (one per clip). ``detail["per_clip"]``
+    holds per-clip arrays (embeddings, cosines, adherence) for paired comparisons between rows.
     """
     from ..metrics import (bootstrap_fad_ci, bootstrap_mean_ci, clap_score, fad_infinity,
                            mulan_cycle_consistency)
 
     seed, resamples, confidence = 0, settings.bootstrap_resamples, settings.confidence
-    columns, detail = {}, {"fad": {}, "fad_infinity": {}}
+    columns, detail = {}, {"fad": {}, "fad_infinity": {}, "per_clip": {}}
     for name, embedder in embedders.items():
         stem = column_name(name)
-        emb = embedder.embed(audio, sample_rate)
+        if hasattr(embedder, "transcriber"):
+            emb = _score_transcriptions(embedder, audio, sample_rate, labels, references[f"{name}/notes"][0],
+                                        columns, detail)
+        else:
+            emb = embedder.embed(audio, sample_rate)
+        detail["per_clip"][f"emb_{stem}"] = emb
         ref_emb, ref_name = references[name]
         result, ci = bootstrap_fad_ci(emb, ref_emb, embedder=name, reference=ref_name,
                                       confidence=confidence, n_resamples=resamples, seed=seed)
@@ -180,6 +200,7 @@ def score_audio(audio: torch.Tensor, sample_rate: int, prompts: list[str], model
                        clap_model=settings.clap or "", clap_status=clap_status)
     else:
         clap = clap_score(clap_model, prompts, audio, sample_rate, name=settings.clap)
+        detail["per_clip"]["clap"] = np.asarray(clap.cosines)
         ci = bootstrap_mean_ci(clap.cosines, confidence=confidence, seed=seed)
         columns.update(**_ci_columns("clap", ci), clap_model=settings.clap, clap_status="ok")
         detail["clap"] = {**clap.to_dict(), "ci": ci.to_dict()}
@@ -187,7 +208,25 @@ def score_audio(audio: torch.Tensor, sample_rate: int, prompts: list[str], model
     ci = bootstrap_mean_ci(mcc.cosines, confidence=confidence, seed=seed)
     columns.update(**_ci_columns("mcc", ci))
     detail["mcc"] = {**mcc.to_dict(), "ci": ci.to_dict()}
+    detail["per_clip"]["mcc"] = np.asarray(mcc.cosines)
     return columns, detail
+
+
+def _score_transcriptions(embedder, audio, sample_rate: int, labels, reference_stats, columns: dict,
+                          detail: dict) -> np.ndarray:
+    """One transcription pass: note measures into ``columns``/``detail``; returns the pooled embedding."""
+    from ..metrics.musicality import STATISTICS
+    from ..metrics.transcribed import ADHERENCE, transcription_scores
+
+    transcriptions = embedder.transcriber.transcribe(audio, sample_rate)
+    scores, per_clip = transcription_scores(transcriptions, labels, reference_stats)
+    columns.update(scores)
+    detail["transcription"] = {"model": embedder.fingerprint, "estimated_keys": [c.get("estimated_key") for c in per_clip],
+                               "estimated_bpm": [c.get("estimated_bpm") for c in per_clip]}
+    for name in (*STATISTICS, *ADHERENCE):
+        detail["per_clip"][name if name in ADHERENCE else f"notes_{name}"] = \
+            np.array([c.get(name, math.nan) for c in per_clip], dtype=np.float64)
+    return embedder.pool(transcriptions)
 
 
 def model_metrics(model, corpus, split: str, max_clips: int = 32) -> dict:
@@ -222,7 +261,8 @@ def real_attribute_accuracy(corpus, split: str, clap_model, class_prompts: dict)
 
 
 def reference_embeddings(corpus, split: str, embedders: dict) -> tuple[dict, int]:
-    """``{name: (embeddings [N, E], reference name)}`` of the real clips of ``split``, and N."""
+    """``{name: (embeddings [N, E], reference name)}`` of the real clips of ``split``, and N; a
+    transcribing embedder adds ``{name}/notes``: (note-statistics matrix [N, S], reference name)."""
     from ..data import ClipDataset
 
     dataset = ClipDataset(corpus, split)
@@ -231,5 +271,14 @@ def reference_embeddings(corpus, split: str, embedders: dict) -> tuple[dict, int
         raise UserError(f"split {split!r} of {corpus} has {len(audio)} clip(s); FAD needs >= 2 "
                         f"reference clips (use eval.split: all for a micro smoke run)")
     ref_name = f"{corpus}:{split}"
-    return {name: (np.asarray(e.embed(audio, dataset.sample_rate)), ref_name)
-            for name, e in embedders.items()}, len(audio)
+    references = {}
+    for name, embedder in embedders.items():
+        if hasattr(embedder, "transcriber"):  # one pass: pooled embedding + note statistics
+            from ..metrics.transcribed import reference_statistics
+
+            transcriptions = embedder.transcriber.transcribe(audio, dataset.sample_rate)
+            references[name] = (embedder.pool(transcriptions), ref_name)
+            references[f"{name}/notes"] = (reference_statistics(transcriptions), ref_name)
+        else:
+            references[name] = (np.asarray(embedder.embed(audio, dataset.sample_rate)), ref_name)
+    return references, len(audio)

@@ -5,13 +5,17 @@
     train: {preset: tiny, seed: 0, steps: {codec: 20000, mulan: 2000, lm: 3000, denoiser: 20000}}
                                             # (+ codec_preset: the codec's size, default preset)
     reuse: {bundle: melody_lab/assets/bundles/tiny}   # optional: already-trained stages
-    eval:  {prompts: 32, seeds: [0], duration_s: 5.0, split: test, embedders: [features, evalclap-tiny]}
+    eval:  {prompts: 32, seeds: [0], duration_s: 5.0, split: test, embedders: [features, evalclap-tiny],
+            controls: true}                 # + known-good/bad control rows (ablation/controls.py)
     axes:                                   # the configurations are the product of these lists
       schedule: [uniform, linear, logsnr]   # sampling only: never retrains
       steps: [4, 5, 10, 20]                 # sampling only
       guidance: [2.5]                       # sampling only
       denoiser: [dpd/tiny]                  # NAME/PRESET: one denoiser trained per (codec, denoiser)
       codec: [vaegan]                       # one codec trained per name, shared by its configurations
+    baseline: {schedule: uniform}           # optional: each row vs the row that differs only in
+                                            # these axis values (paired intervals in summary.md);
+                                            # a list of such mappings gives one comparison each
     quick: {…}                              # overrides deep-merged into the above by --quick
 
 Each section is a :class:`~melody_lab.config.Config` dataclass below (``DataSection``,
@@ -39,7 +43,7 @@ import yaml
 from ..config import Config, ConfigError, _convert
 from ..errors import UserError
 
-SECTIONS = {"name", "description", "data", "train", "reuse", "eval", "axes", "quick"}
+SECTIONS = {"name", "description", "data", "train", "reuse", "eval", "axes", "baseline", "quick"}
 SPLITS = ("train", "valid", "test", "all")
 REQUIRED = dataclasses.MISSING
 
@@ -111,6 +115,8 @@ def _expected(hint, meta: dict) -> str:
     """What a field's values must be, in words (for errors)."""
     args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
     kind = typing.get_args(args[0])[-1] if typing.get_origin(args[0]) in (list, dict) else args[0]
+    if kind is bool:
+        return "true or false"
     if kind is int:
         return f"an integer >= {meta.get('minimum') or 0}"
     if kind is float:
@@ -236,7 +242,8 @@ class ReuseSection(Section):
 @dataclass
 class EvalSection(Section):
     """The fixed evaluation: prompts × seeds clips of ``duration_s`` from ``split``, the FAD
-    ``embedders``, the CLAP model (``none``: skipped), speed and confidence-interval settings."""
+    ``embedders``, the CLAP model (``none``: skipped), speed and confidence-interval settings,
+    and ``controls``: also score the control rows of :mod:`~melody_lab.ablation.controls`."""
 
     prompts: int = setting(16, minimum=2)
     seeds: list[int] = setting([0], minimum=0)
@@ -250,6 +257,8 @@ class EvalSection(Section):
     bootstrap_resamples: int = setting(200, minimum=1)
     confidence: float = setting(0.95, positive=True, below=1)
     fad_infinity_min_n: int = setting(10, minimum=4)
+    controls: bool | None = None  # None (absent): no control rows, and the row keys stay those of before
+    optional = ("controls",)
 
     def __post_init__(self):
         if self.clap == "none":
@@ -313,6 +322,8 @@ class Grid:
     eval: EvalSection = field(default_factory=EvalSection)
     axes: AxesSection | None = None
     source: str = ""
+    #: ``[{axis: value}]``: the paired comparisons of ``ablation/report.py`` (not part of row keys)
+    baseline: list[dict] = field(default_factory=list)
 
     def configurations(self) -> list[Configuration]:
         """The product of the axes, in file order (codec, denoiser outermost: training order)."""
@@ -379,8 +390,35 @@ def _validate_sections(raw: dict, where: Path) -> Grid:
     if reuse.bundle and (len(axes.codec) > 1 or len(axes.denoiser) > 1):
         raise UserError("grid: with reuse.bundle only the sampling axes (schedule, steps, guidance) "
                         "may vary; list one codec and one denoiser (those of the bundle)")
+    baseline = _validate_baseline(raw.get("baseline"), axes, default_preset)
     name = raw.get("name") or where.stem
-    return Grid(str(name), str(raw.get("description", "")), data, train, reuse, ev, axes, str(where))
+    return Grid(str(name), str(raw.get("description", "")), data, train, reuse, ev, axes, str(where),
+                baseline)
+
+
+def _validate_baseline(raw, axes: AxesSection, default_preset: str) -> list[dict]:
+    """``baseline:`` (a mapping axis → value, or a list of them) → ``[{axis: value}]``, each value
+    one of that axis's values (a denoiser written ``NAME/PRESET``; a bare NAME gets the axis's
+    default preset, as in ``axes.denoiser``)."""
+    entries = raw if isinstance(raw, list) else [] if raw is None else [raw]
+    axis_names = [f.name for f in dataclasses.fields(AxesSection)]
+    baseline = []
+    for i, entry in enumerate(entries):
+        where = f"baseline[{i}]" if isinstance(raw, list) else "baseline"
+        entry = _check_keys(where, entry, axis_names)
+        if not entry:
+            raise UserError(f"grid: {where} must name at least one axis value, e.g. {{schedule: uniform}}")
+        for axis, value in entry.items():
+            listed = getattr(axes, axis)
+            if axis == "denoiser" and isinstance(value, str) and not value.partition("/")[2]:
+                value = f"{value.partition('/')[0]}/{default_preset}"
+            match = [v for v in listed if not isinstance(value, bool)
+                     and (v == value or str(v) == str(value))]
+            if not match:
+                raise UserError(f"grid: {where}.{axis} = {value!r} is not one of axes.{axis}: {listed}")
+            entry[axis] = match[0]
+        baseline.append(entry)
+    return baseline
 
 
 def load_grid(path: str | Path, quick: bool = False, corpus: str | Path | None = None) -> Grid:
@@ -413,6 +451,8 @@ def grid_from_dict(raw: dict, where: str | Path = "grid.yaml", quick: bool = Fal
             raw["data"] = quick_overrides["data"]
         if "reuse" in quick_overrides:
             raw["reuse"] = quick_overrides["reuse"]
+        if "baseline" in quick_overrides:  # replaced, never merged into the full grid's comparisons
+            raw["baseline"] = quick_overrides["baseline"]
     if corpus is not None:
         raw = {**raw, "data": {"corpus": str(Path(corpus).resolve())}}
     return _validate_sections(raw, Path(where))

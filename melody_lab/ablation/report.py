@@ -1,10 +1,24 @@
 """A Markdown summary of a results table: one line per configuration, metrics with their CIs,
-and a header that says what was measured (embedders, reference set and n, seeds, hardware)."""
+and a header that says what was measured (embedders, reference set and n, seeds, hardware).
+
+With a ``baseline:`` in the grid (axis → value, or a list of them), every row is also compared with its baseline row —
+the row equal to it except on those axes — clip by clip: every row generates the same prompts with
+the same seeds, so :func:`paired_differences` gives each metric's difference with a paired bootstrap
+interval that resamples prompts jointly (all seeds of a drawn prompt, in both rows), from the per-clip
+values in OUT/rows/<key>.npz. Differences whose interval excludes 0 are starred.
+"""
 from __future__ import annotations
 
 import json
 import math
 from pathlib import Path
+
+import numpy as np
+
+from ..io import atomic_write_text
+
+#: per-clip metrics whose means are compared by paired bootstrap (all: higher is better)
+PAIRED_MEANS = ("clap", "mcc", "key_match", "key_score", "mode_match", "tempo_acc1", "tempo_acc2")
 
 
 def _ci(row: dict, key: str, digits: int = 3) -> str:
@@ -59,12 +73,21 @@ def summary_markdown(results: dict) -> str:
     ]
     fad_keys = [k for k in rows[0] if k.startswith("fad_") and not k.startswith("fad_inf_")
                 and not k.endswith(("_low", "_high"))]
+    if "notes_fd" in rows[0]:
+        lines.insert(-1, "- basic-pitch (pretrained transcriber): notes FD = Fréchet distance of "
+                         "standardised note statistics to the reference; key match / tempo acc2 = share "
+                         "of clips in the prompted key / at the prompted tempo (±8 %, metrical errors "
+                         "allowed) — see docs/metrics.md.")
+    NOTE_COLUMNS = {k: v for k, v in (("notes_fd", "notes FD"), ("key_match", "key match"),
+                                      ("tempo_acc2", "tempo acc2")) if k in rows[0]}
     header = ["configuration", *[f"FAD {k[4:]}" for k in fad_keys],
-              *[f"FAD∞ {k[4:]}" for k in fad_keys], "CLAP", "MCC", "attr. acc.", "RTF", "×RT", "peak MB"]
+              *[f"FAD∞ {k[4:]}" for k in fad_keys], *NOTE_COLUMNS.values(), "CLAP", "MCC", "attr. acc.",
+              "RTF", "×RT", "peak MB"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [row["label"], *[_ci(row, k) for k in fad_keys],
                  *[_number(row.get(f"fad_inf_{k[4:]}")) for k in fad_keys],
+                 *[_number(row.get(k)) for k in NOTE_COLUMNS],
                  _ci(row, "clap"), _ci(row, "mcc"), _number(row.get("attr_mean")),
                  _number(row.get("rtf")),
                  _number(row.get("speed_x_realtime")), _number(row.get("peak_memory_mb"), 4)]
@@ -72,10 +95,129 @@ def summary_markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def baseline_row(config: dict, baseline: dict, rows: list[dict]) -> dict | None:
+    """The row whose configuration equals ``config`` except on the ``baseline`` axes, where it has
+    the baseline's values; None when that row is missing or is the row itself."""
+    target = dict(config)
+    for axis, value in baseline.items():
+        if axis == "denoiser":
+            target["denoiser"], _, target["denoiser_preset"] = str(value).partition("/")
+        else:
+            target[axis] = {"steps": int, "guidance": float}.get(axis, str)(value)
+    if target == config:
+        return None
+    return next((r for r in rows if r["config"] == target), None)
+
+
+def paired_differences(out_dir: str | Path, results: dict, baseline: dict, n_resamples: int = 1000) -> dict:
+    """``{label: {"baseline": label, metric: PairedDifference dict}}`` for every row that has a
+    ``baseline`` row (see module docstring); {} without per-clip files. FAD differences use the
+    grid's ``bootstrap_resamples`` and resample the reference too (shared by both rows)."""
+    from ..metrics.musicality import STATISTICS, statistics_distance
+    from ..metrics.stats import paired_bootstrap, paired_fad_difference, paired_mean_difference
+
+    out, grid = Path(out_dir), results.get("grid", {})
+    rows = results.get("rows", [])
+    if not baseline or not (out / "reference.npz").is_file():
+        return {}
+    ev = grid.get("eval", {})
+    confidence, fad_resamples = ev.get("confidence", 0.95), ev.get("bootstrap_resamples", 200)
+    reference = dict(np.load(out / "reference.npz"))
+
+    def per_clip(row):
+        path = out / "rows" / f"{row['key']}.npz"
+        return dict(np.load(path)) if path.is_file() else None
+
+    found = {}
+    for row in rows:
+        base = baseline_row(row["config"], baseline, rows)
+        mine, theirs = per_clip(row), per_clip(base) if base else None
+        if mine is None or theirs is None:
+            continue
+        n = row["columns"]["n_eval"]
+        groups = np.arange(n) % max(1, ev.get("prompts", n))  # clip i is prompt i mod P (all seeds)
+        kwargs = {"groups": groups, "confidence": confidence, "seed": 0}
+        diffs = {"baseline": base["columns"]["label"]}
+        for key in sorted(k for k in mine if k.startswith("emb_") and k in theirs and k in reference):
+            diffs[f"fad_{key[4:]}"] = paired_fad_difference(mine[key], theirs[key], reference[key],
+                                                            n_resamples=fad_resamples, **kwargs).to_dict()
+        for key in PAIRED_MEANS:
+            if key in mine and key in theirs:
+                diffs[key] = paired_mean_difference(mine[key], theirs[key], n_resamples=n_resamples,
+                                                    **kwargs).to_dict()
+        stats = [f"notes_{s}" for s in STATISTICS]
+        if "notes_stats" in reference and all(k in mine and k in theirs for k in stats):
+            a, b = (np.stack([d[k] for k in stats], 1) for d in (mine, theirs))
+
+            def notes_fd(idx, a=a, b=b):
+                try:
+                    return (statistics_distance(a[idx], reference["notes_stats"]).frechet
+                            - statistics_distance(b[idx], reference["notes_stats"]).frechet)
+                except ValueError:
+                    return math.nan
+
+            diffs["notes_fd"] = paired_bootstrap(notes_fd, n, n_resamples=fad_resamples, **kwargs).to_dict()
+        found[row["columns"]["label"]] = diffs
+    return found
+
+
+def _difference(d: dict | None) -> str:
+    if not d or d.get("low") is None or math.isnan(d["estimate"]):
+        return "–"
+    star = " *" if d["excludes_zero"] else ""
+    return f"{d['estimate']:+.3g} [{d['low']:+.3g}, {d['high']:+.3g}]{star}"
+
+
+def paired_markdown(differences: dict, confidence: float = 0.95, baseline: dict | None = None) -> str:
+    """The table of :func:`paired_differences`: one line per compared row, one column per metric."""
+    if not differences:
+        return ""
+    metrics = list(dict.fromkeys(k for d in differences.values() for k in d if k != "baseline"))
+    spec = ", ".join(f"{k}: {v}" for k, v in (baseline or {}).items())
+    lines = ["", f"#### Paired differences to the baseline {{{spec}}} (row − baseline; {confidence:.0%} paired-bootstrap "
+             "interval over prompts; * = excludes 0; lower FAD / notes_fd is better, higher is better "
+             "for the rest)", "",
+             "| configuration | baseline | " + " | ".join(metrics) + " |", "|" + "---|" * (len(metrics) + 2)]
+    for label, d in differences.items():
+        lines.append(f"| {label} | {d['baseline']} | " + " | ".join(_difference(d.get(m)) for m in metrics) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def controls_markdown(rows: list[dict], controls: list[dict]) -> str:
+    """The control rows' main metrics and each metric's Kendall τ against the expected order."""
+    from .controls import control_agreement
+
+    agreement = control_agreement(rows, controls)
+    metrics = list(agreement)
+    lines = ["", "#### Control rows and rank agreement", "",
+             "Expected order: codec round trip of the real clips (best) < ordinary configurations < "
+             "known-bad rows (shuffled prompts, 1 step, guidance 0); shuffled prompts are left out of "
+             "the audio-only metrics (FAD, notes FD). τ = Kendall's τ over the pairs of rows that order "
+             "ranks (+1: every such pair in the expected order, −1: all reversed).", "",
+             "| row | " + " | ".join(metrics) + " |", "|" + "---|" * (len(metrics) + 1)]
+    for c in controls:
+        lines.append(f"| {c['columns']['label']} | " + " | ".join(_number(c['columns'].get(m)) for m in metrics) + " |")
+    lines.append("| **rank agreement τ** | " + " | ".join(_number(agreement[m]["tau"]) for m in metrics) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_summary(out_dir: str | Path) -> Path:
-    """Render OUT/results.json into OUT/summary.md; returns its path."""
+    """Render OUT/results.json into OUT/summary.md (+ OUT/paired.json: one entry per grid baseline)."""
     out = Path(out_dir)
     results = json.loads((out / "results.json").read_text())
+    confidence = results.get("grid", {}).get("eval", {}).get("confidence", 0.95)
+    text, paired = summary_markdown(results), []
+    for baseline in results.get("grid", {}).get("baseline") or []:
+        differences = paired_differences(out, results, baseline)
+        if differences:
+            paired.append({"baseline": baseline, "rows": differences})
+            text += paired_markdown(differences, confidence, baseline)
+    if paired:
+        atomic_write_text(out / "paired.json", json.dumps(paired, indent=1))
+    controls = [json.loads(p.read_text()) for p in sorted((out / "controls").glob("*.json"))] \
+        if (out / "controls").is_dir() else []
+    if controls:
+        text += controls_markdown(results.get("rows", []), controls)
     path = out / "summary.md"
-    path.write_text(summary_markdown(results))
+    atomic_write_text(path, text)
     return path

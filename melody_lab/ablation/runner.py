@@ -1,6 +1,8 @@
 """``run_ablation(grid, out)``: train or reuse, generate, measure; one results row per configuration.
 
     OUT/rows/<key>.json     one finished configuration (full detail), written atomically: the truth
+    OUT/rows/<key>.npz      its per-clip values (embeddings, cosines, adherence) for paired comparisons
+    OUT/reference.npz       the reference set's embeddings (same names as in the row .npz files)
     OUT/results.csv         one row per configuration of the grid, rewritten atomically after each row
     OUT/results.json        the rows plus provenance (embedders, reference set, n, seeds, hardware,
                             package version, git commit, what was trained or reused)
@@ -21,7 +23,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from ..io import atomic_write_text
+import numpy as np
+
+from ..io import atomic_write, atomic_write_text
 from .grid import Configuration, Grid, load_grid
 from .provenance import provenance
 
@@ -44,12 +48,27 @@ def columns_for(grid: Grid) -> list[str]:
     for name in grid.eval.embedders:
         stem = column_name(name)
         fad += [f"fad_{stem}", f"fad_{stem}_low", f"fad_{stem}_high", f"fad_inf_{stem}"]
+    if "basic-pitch" in grid.eval.embedders:
+        from ..metrics.musicality import STATISTICS
+        from ..metrics.transcribed import ADHERENCE
+
+        fad += ["notes_fd", *(f"notes_{s}" for s in STATISTICS), *ADHERENCE]
     return ID_COLUMNS + fad + TAIL_COLUMNS
+
+
+def save_arrays(path: Path, arrays: dict) -> Path:
+    """``arrays`` (name → array) as a compressed ``.npz`` at ``path``, written atomically."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a path
+            np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
+
+    return atomic_write(path, write)
 
 
 def write_tables(grid: Grid, out: Path, rows: list[dict], info: dict) -> None:
     """results.csv (one row per finished configuration, grid order) and results.json."""
     columns = columns_for(grid)
+    info = {**info, "grid": {**info.get("grid", {}), "baseline": grid.baseline}}  # not part of row keys
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -98,8 +117,8 @@ def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = 
     ``on_row(row)`` is called after each newly computed row has been written; ``train_only``
     stops after training what the unfinished configurations need.
     """
-    from .evaluate import (attribute_class_prompts, build_embedders, evaluation_set,
-                           real_attribute_accuracy, reference_embeddings)
+    from .evaluate import (attribute_class_prompts, build_embedders, column_name, evaluation_set,
+                           prompt_targets, real_attribute_accuracy, reference_embeddings)
     from .stages import Stages, prepare_corpus
 
     if not isinstance(grid, Grid):
@@ -122,7 +141,14 @@ def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = 
     info_path = out / "results.json"
     info = {k: v for k, v in json.loads(info_path.read_text()).items() if k != "rows"} \
         if info_path.is_file() and not todo else {}
-    if todo:
+    if grid.eval.controls:
+        from .controls import ROUNDTRIP, SHUFFLED, control_key
+
+        controls_todo = any(not (out / "controls" / f"{control_key(n, grid, fingerprints)}.json").is_file()
+                            for n in (ROUNDTRIP, SHUFFLED))
+    else:
+        controls_todo = False
+    if todo or controls_todo:
         corpus = prepare_corpus(grid, out)
         stages = Stages(grid, corpus, out, progress, runs_dir)
         stages.prepare([c for c, _ in todo])
@@ -130,10 +156,13 @@ def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = 
             return finished_rows()
         prompts, labels = evaluation_set(corpus, grid.eval.split, grid.eval.prompts)
         references, n_reference = reference_embeddings(corpus, grid.eval.split, embedders)
+        save_arrays(out / "reference.npz", {
+            (f"emb_{column_name(k)}" if "/" not in k else "notes_stats"): v[0] for k, v in references.items()})
         class_prompts = attribute_class_prompts(corpus)
         ceiling, ceiling_detail = real_attribute_accuracy(corpus, grid.eval.split, clap_model,
                                                           class_prompts)
-        attributes = {"labels": labels, "class_prompts": class_prompts, "ceiling": ceiling}
+        attributes = {"labels": labels, "class_prompts": class_prompts, "ceiling": ceiling,
+                      "targets": prompt_targets(corpus, grid.eval.split, grid.eval.prompts)}
         info = {"grid": {"name": grid.name, "description": grid.description, "file": grid.source,
                          **grid.fixed_settings(), "axes": grid.axes.to_dict()},
                 "corpus": str(corpus), "reference": {"set": f"{corpus}:{grid.eval.split}",
@@ -151,6 +180,7 @@ def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = 
             row = _evaluate_row(grid, config, key, stages, corpus, prompts, embedders, references,
                                 n_reference, clap_model, clap_status, cache, attributes)
             row["provenance"] = info["provenance"]
+            save_arrays(out / "rows" / f"{key}.npz", row["detail"].pop("per_clip"))
             atomic_write_text(out / "rows" / f"{key}.json", json.dumps(row, indent=1, default=str))
             write_tables(grid, out, finished_rows(), info)
             c = row["columns"]
@@ -159,6 +189,11 @@ def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = 
                 and not k.endswith(("_low", "_high")) and isinstance(c[k], float)))
             if on_row is not None:
                 on_row(row)
+        if controls_todo:
+            from .controls import run_controls
+
+            run_controls(grid, out, configs[0], stages, corpus, prompts, attributes["targets"], embedders,
+                         references, clap_model, clap_status, fingerprints, info["provenance"])
     rows = finished_rows()
     write_tables(grid, out, rows, info)
     return rows
@@ -181,7 +216,8 @@ def _evaluate_row(grid: Grid, config: Configuration, key: str, stages, corpus, p
     audio = generate_set(model, config, prompts, ev.seeds, ev.duration_s, ev.batch_size)
     generate_seconds = time.perf_counter() - gen_start
     quality, detail = score_audio(audio, model.sample_rate, prompts * len(ev.seeds), model,
-                                  embedders, references, clap_model, clap_status, ev)
+                                  embedders, references, clap_model, clap_status, ev,
+                                  labels=attributes["targets"] * len(ev.seeds))
     accuracy, accuracy_detail = attribute_accuracy_columns(
         clap_model, audio, model.sample_rate, attributes["labels"] * len(ev.seeds),
         attributes["class_prompts"])

@@ -1,4 +1,8 @@
-"""Evaluation metrics: FAD / FAD∞ with named embedders, CLAP score, MCC, attribute accuracy, RTF, CIs.
+"""Evaluation metrics: FAD / FAD∞ with named embedders, CLAP score, MCC, attribute accuracy, RTF, CIs,
+paired differences between rows; note statistics and prompt adherence of a transcription
+(``musicality``, ``adherence``, ``transcribed``) by the pretrained basic-pitch model
+(``transcription``, the ``basic-pitch`` embedder: ``[eval]`` extra, imported only when used); metric
+validity checks (``degradations``, ``validity``).
 
 See docs/metrics.md. Rule: every FAD is reported with its embedder, its reference set and n.
 """
@@ -7,14 +11,17 @@ from .attributes import (AttributeAccuracy, AttributeProbe, attribute_prompts, f
                          probe_attribute_accuracy, zero_shot_attribute_accuracy)
 from .clap_score import TextAudioScore, clap_score, mulan_cycle_consistency, text_audio_cosines
 from .embedders import EMBEDDERS, Embedder, FeatureEmbedder, build_embedder
-from .fad import FADInfinityResult, FADResult, embedding_statistics, fad, fad_infinity, frechet_distance
+from .fad import (FADInfinityResult, FADResult, embedding_statistics, fad, fad_infinity, fad_infinity_fadtk,
+                  fad_per_clip, frechet_distance)
 from .rtf import RTFResult, StageTimer, measure_rtf
-from .stats import ConfidenceInterval, bootstrap_fad_ci, bootstrap_mean_ci
+from .stats import (ConfidenceInterval, PairedDifference, bootstrap_fad_ci, bootstrap_mean_ci, paired_bootstrap,
+                    paired_fad_difference, paired_mean_difference, rank_agreement)
 
 __all__ = [
     "AttributeAccuracy", "AttributeProbe", "ConfidenceInterval", "EMBEDDERS", "Embedder", "FADInfinityResult",
-    "FADResult", "FeatureEmbedder", "RTFResult", "StageTimer", "TextAudioScore", "attribute_prompts",
+    "FADResult", "FeatureEmbedder", "PairedDifference", "RTFResult", "StageTimer", "TextAudioScore", "attribute_prompts",
     "bootstrap_fad_ci", "bootstrap_mean_ci", "build_embedder", "clap_score", "embedding_statistics", "fad",
-    "fad_infinity", "fit_attribute_probes", "frechet_distance", "measure_rtf", "mulan_cycle_consistency",
-    "probe_attribute_accuracy", "text_audio_cosines", "zero_shot_attribute_accuracy",
+    "fad_infinity", "fad_infinity_fadtk", "fad_per_clip", "fit_attribute_probes", "frechet_distance", "measure_rtf",
+    "mulan_cycle_consistency", "paired_bootstrap", "paired_fad_difference", "paired_mean_difference",
+    "probe_attribute_accuracy", "rank_agreement", "text_audio_cosines", "zero_shot_attribute_accuracy",
 ]

@@ -224,3 +224,49 @@ class EvalClapEmbedder(Embedder):
                 batch = torch.from_numpy(np.stack([clips[i] for i in chunk]))
                 out[chunk] = self.embed_audio(batch).double().numpy()
         return out
+
+
+@EMBEDDERS.register("basic-pitch")
+class BasicPitchEmbedder(Embedder):
+    """Pooled activations of Spotify's pretrained basic-pitch transcriber (needs the ``[eval]`` extra).
+
+    Per frame (86 /s at 22.05 kHz) the model's note and onset activations ``[88 + 88]`` (piano keys);
+    ``embed_frames`` averages them over non-overlapping 0.5-s windows (``[windows, 176]`` per clip,
+    for frame-level FAD), ``embed`` over the whole clip (``[N, 176]``). Weights ship in the
+    basic-pitch wheel; one inference session per process (``transcription.get_transcriber``).
+    """
+
+    name = "basic-pitch"
+    window_s = 0.5
+
+    def __init__(self, threads: int = 1):
+        from .transcription import SAMPLE_RATE, get_transcriber
+
+        self.transcriber = get_transcriber(threads)
+        self.sample_rate = SAMPLE_RATE
+        self.fingerprint = self.transcriber.fingerprint
+
+    def _frame_features(self, clips: list[np.ndarray]) -> list[np.ndarray]:
+        return [np.concatenate([note, onset], axis=1) for note, onset, _ in self.transcriber.activations(clips)]
+
+    def _embed_clips(self, clips: list[np.ndarray]) -> np.ndarray:
+        return np.stack([f.mean(axis=0) for f in self._frame_features(clips)])
+
+    @staticmethod
+    def pool(transcriptions: list) -> np.ndarray:
+        """Transcriptions (from ``self.transcriber``) → ``[N, 176]``, what ``embed`` returns for their
+        audio: one model pass serves the embedding and the note measures."""
+        return np.stack([np.concatenate([t.note, t.onset], axis=1).mean(axis=0) for t in transcriptions])
+
+    def embed_frames(self, audio, sample_rate: int) -> list[np.ndarray]:
+        """Clips at ``sample_rate`` → per clip float64 ``[windows, 176]`` (0.5-s window means; a
+        shorter tail window is dropped unless it is the only one)."""
+        from .transcription import FRAME_RATE
+
+        clips = [resample(c, sample_rate, self.sample_rate) for c in as_clip_list(audio)]
+        size = max(1, int(round(self.window_s * FRAME_RATE)))
+        out = []
+        for features in self._frame_features(clips):
+            count = max(1, len(features) // size)
+            out.append(np.stack([features[i * size:(i + 1) * size].mean(axis=0) for i in range(count)]))
+        return out

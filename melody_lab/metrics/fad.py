@@ -8,7 +8,10 @@ It depends on the embedder, the reference set and the number of samples (it is b
 small n), so every result here carries all three: never report a bare FAD number.
 FAD∞ (Gui et al. 2024, microsoft/fadtk) removes the sample-size bias by computing FAD on random
 subsets of n evaluation embeddings, fitting FAD(n) = slope · (1/n) + intercept, and reporting the
-intercept.
+intercept. Two variants: :func:`fad_infinity_fadtk` is fadtk's algorithm (per-frame embeddings,
+drawn with replacement, 25 sizes from 500 frames); :func:`fad_infinity` works on per-clip embeddings
+and draws subsets without replacement (what the ablation tables use at n ≈ 100 clips). Per-clip FAD
+(fadtk's ``--indiv``): :func:`fad_per_clip`.
 """
 from __future__ import annotations
 
@@ -146,7 +149,8 @@ def fad(emb_eval: np.ndarray, emb_reference: np.ndarray, *, embedder: str, refer
 def fad_infinity(emb_eval: np.ndarray, emb_reference: np.ndarray, *, embedder: str, reference: str,
                  ns: list[int] | None = None, num_points: int = 15, min_n: int | None = None,
                  seed: int = 0, eps: float = 1e-6) -> FADInfinityResult:
-    """FAD∞ as fadtk computes it.
+    """FAD∞ on per-clip embeddings, subsets drawn *without* replacement — not fadtk's algorithm
+    (that is :func:`fad_infinity_fadtk`: per-frame embeddings, with replacement, its sample sizes).
 
     For each n in ``ns`` (default: ``num_points`` values evenly spaced from ``min_n`` — default
     max(2, N/5) — to N = len(emb_eval)), draw n evaluation embeddings without replacement (seeded),
@@ -168,10 +172,54 @@ def fad_infinity(emb_eval: np.ndarray, emb_reference: np.ndarray, *, embedder: s
         subset = emb_eval[rng.choice(total, size=n, replace=False)]
         mu, sigma = embedding_statistics(subset)
         fads.append(_frechet(mu, sigma, mu_ref, sigma_ref, eps)[0])
-    xs, ys = 1.0 / np.asarray(ns, dtype=np.float64), np.asarray(fads)
-    slope, intercept = np.polyfit(xs, ys, 1)
-    residual = float(np.sum((ys - (slope * xs + intercept)) ** 2))
-    spread = float(np.sum((ys - ys.mean()) ** 2))
-    r2 = 1.0 - residual / spread if spread > 0 else 1.0
-    return FADInfinityResult(float(intercept), float(slope), r2, tuple(ns), tuple(float(f) for f in fads),
+    return FADInfinityResult(*_fit_inverse_n(ns, fads), tuple(ns), tuple(float(f) for f in fads),
                              total, len(emb_reference), embedder, reference, seed)
+
+
+def _fit_inverse_n(ns, fads) -> tuple[float, float, float]:
+    """Least-squares FAD = slope/n + intercept → (intercept, slope, R²)."""
+    xs, ys = 1.0 / np.asarray(ns, dtype=np.float64), np.asarray(fads, dtype=np.float64)
+    slope, intercept = np.polyfit(xs, ys, 1)
+    spread = float(np.sum((ys - ys.mean()) ** 2))
+    r2 = 1.0 - float(np.sum((ys - (slope * xs + intercept)) ** 2)) / spread if spread > 0 else 1.0
+    return float(intercept), float(slope), r2
+
+
+def fad_infinity_fadtk(frames_eval: np.ndarray, frames_reference: np.ndarray, *, embedder: str,
+                       reference: str, steps: int = 25, min_n: int = 500, seed: int = 0,
+                       eps: float = 1e-6) -> FADInfinityResult:
+    """FAD∞ exactly as microsoft/fadtk's ``FrechetAudioDistance.score_inf`` computes it.
+
+    ``frames_eval`` ``[F₁, E]``: the per-frame embeddings of all evaluation clips concatenated;
+    ``frames_reference`` ``[F₂, E]``: the same for the reference set (its statistics are computed
+    once, on all frames). For each n of ``steps`` sizes ``np.linspace(min_n, F₁, steps)`` (fadtk's
+    defaults 25 and 500), draw n frames *with replacement* (seeded here; fadtk uses numpy's global
+    state), take FAD to the reference statistics, and fit FAD = slope/n + intercept; FAD∞ is the
+    intercept. ``min_n`` must not exceed F₁. ``n_eval`` / ``n_reference`` count frames.
+    """
+    frames_eval = np.asarray(frames_eval, dtype=np.float64)
+    if not 2 <= min_n <= len(frames_eval):
+        raise ValueError(f"min_n = {min_n} must lie in [2, {len(frames_eval)}] (the number of eval frames)")
+    mu_ref, sigma_ref = embedding_statistics(frames_reference)
+    ns = [int(n) for n in np.linspace(min_n, len(frames_eval), steps)]
+    rng = np.random.default_rng(seed)
+    fads = []
+    for n in ns:
+        mu, sigma = embedding_statistics(frames_eval[rng.choice(len(frames_eval), size=n, replace=True)])
+        fads.append(_frechet(mu_ref, sigma_ref, mu, sigma, eps)[0])
+    return FADInfinityResult(*_fit_inverse_n(ns, fads), tuple(ns), tuple(float(f) for f in fads),
+                             len(frames_eval), len(frames_reference), embedder, reference, seed)
+
+
+def fad_per_clip(frames_per_clip: list[np.ndarray], frames_reference: np.ndarray, *, embedder: str,
+                 reference: str, eps: float = 1e-6) -> list[FADResult]:
+    """Per-clip FAD (fadtk's ``--indiv``): each clip's own frames ``[F_i, E]`` (F_i ≥ 2) against the
+    reference frames' statistics — for finding the worst clips. A clip with fewer frames than E has
+    a singular covariance; the ε fallback then applies (``regularised``), as in fadtk."""
+    mu_ref, sigma_ref = embedding_statistics(frames_reference)
+    out = []
+    for frames in frames_per_clip:
+        mu, sigma = embedding_statistics(frames)
+        score, used = _frechet(mu, sigma, mu_ref, sigma_ref, eps)
+        out.append(FADResult(score, len(frames), len(frames_reference), embedder, reference, used > 0))
+    return out
