@@ -145,6 +145,7 @@ class Stages:
         """The assembled :class:`~melody_lab.pipeline.MeLoDy` of ``config`` (and its provenance)."""
         from ..pipeline import MeLoDy
         from ..train.assemble import pipeline_from_runs
+        from ..train.stages import recipe
 
         bundle = self.grid.reuse.bundle
         if bundle:
@@ -157,5 +158,6 @@ class Stages:
         runs = {**self.semantic(), "codec": self.codec(config.codec),
                 "denoiser": self.denoiser(*self.model_key(config))}
         model = pipeline_from_runs(runs["codec"], runs["mulan"], runs["tokenizer"], runs["lm"],
-                                   runs["denoiser"], rvq=runs["rvq"])
+                                   runs["denoiser"], rvq=runs["rvq"],
+                                   **recipe(self.grid.train.preset).sampling())  # as train all
         return model, {k: str(v) for k, v in runs.items()}
