@@ -4,14 +4,18 @@ Golden tests: FIXED synthetic clips generated from seeds, FAD against a fixed re
 expected scores stored here (also tabulated in docs/metrics.md). If a change to the embedder or to
 FAD moves any of them by more than 0.1 %, the change is a metric change: update the table on purpose.
 """
+import json
+
 import numpy as np
 import pytest
 import scipy.signal
 import torch
 
+from melody_lab.config import Config, ConfigError
 from melody_lab.errors import UserError
-from melody_lab.metrics import FeatureEmbedder, build_embedder, fad
+from melody_lab.metrics import EMBEDDERS, FeatureEmbedder, build_embedder, fad
 from melody_lab.metrics.adapters import LAION_CLAP_ENV, VGGISH_ENV, VGGishNet, vggish_examples, vggish_mel_matrix
+from melody_lab.metrics.embedders import EVALCLAP_TINY_DIR
 from melody_lab.registry import UnknownNameError
 
 SR = 16000
@@ -181,3 +185,54 @@ def test_vggish_loads_a_full_state_dict_and_embeds(tmp_path):
     emb = embedder.embed(tones(0, n=2, seconds=2.0), SR)
     assert emb.shape == (2, 128) and np.isfinite(emb).all()
     assert [f.shape for f in embedder.embed_frames(tones(0, n=2, seconds=2.0), SR)] == [(2, 128), (2, 128)]
+
+
+# -- every embedder is a registry component: a config class, a preset table, built from them ------
+@pytest.mark.parametrize("name", EMBEDDERS.names())
+def test_every_embedder_has_a_config_class_and_a_preset_table(name):
+    cls, config_class = EMBEDDERS.get(name), EMBEDDERS.config_class(name)
+    assert issubclass(config_class, Config) and cls.kind == "embedder" and cls.name == name
+    presets = EMBEDDERS.presets[name]
+    assert "default" in presets and all(type(c) is config_class for c in presets.values())
+    for config in presets.values():
+        assert config_class.from_dict(config.to_dict()) == config
+        assert config_class.from_dict(json.loads(config.to_json())) == config
+    assert EMBEDDERS.config(name, "default") == presets["default"]
+    assert EMBEDDERS.config(name, "default") is not presets["default"]  # a copy: the table stays as it is
+    with pytest.raises(ConfigError, match="bogus"):
+        EMBEDDERS.config(name, "default", bogus=1)
+
+
+def test_features_builds_from_name_and_config_with_the_same_numbers():
+    clips = tones(0, n=3)
+    reference = FeatureEmbedder().embed(clips, SR)
+    config = EMBEDDERS.config("features", "default", batch_size=2)  # batch size changes speed only
+    round_tripped = type(config).from_dict(json.loads(config.to_json()))
+    for embedder in (build_embedder("features"), EMBEDDERS.build("features", "default"),
+                     FeatureEmbedder.from_config(round_tripped), build_embedder("features", batch_size=2)):
+        assert embedder.name == "features" and np.array_equal(embedder.embed(clips, SR), reference)
+    assert build_embedder("features", sample_rate=22050).sample_rate == 22050
+    with pytest.raises(TypeError, match="not saved by melody_lab"):
+        build_embedder("features").save_pretrained("unused")
+
+
+@pytest.mark.skipif(not (EVALCLAP_TINY_DIR / "config.json").is_file(),
+                    reason="the evaluation CLAP asset is not in this checkout (see docs/ablations.md)")
+def test_evalclap_builds_from_its_config_with_the_same_numbers():
+    clips = tones(0, n=2)
+    default = build_embedder("evalclap-tiny")
+    config = EMBEDDERS.config("evalclap-tiny", "default", folder=EVALCLAP_TINY_DIR)
+    assert config.folder == str(EVALCLAP_TINY_DIR) and config.to_dict()["folder"] == str(EVALCLAP_TINY_DIR)
+    explicit = EMBEDDERS.get("evalclap-tiny").from_config(type(config).from_dict(config.to_dict()))
+    assert default.name == explicit.name == "evalclap-tiny" and default.fingerprint == explicit.fingerprint
+    assert np.array_equal(default.embed(clips, SR), explicit.embed(clips, SR))
+
+
+@pytest.mark.parametrize("name", ["vggish", "laion_clap"])
+def test_adapters_take_their_checkpoint_from_the_config(monkeypatch, tmp_path, name):
+    monkeypatch.delenv(VGGISH_ENV, raising=False)
+    monkeypatch.delenv(LAION_CLAP_ENV, raising=False)
+    config = EMBEDDERS.config(name, "default", checkpoint=tmp_path / "absent.pt")
+    assert config.to_dict()["checkpoint"] == str(tmp_path / "absent.pt")  # a plain string, JSON-ready
+    with pytest.raises(UserError, match=r"absent\.pt \(from the checkpoint argument\) does not exist"):
+        EMBEDDERS.get(name).from_config(config)

@@ -6,11 +6,12 @@ validity checks (``degradations``, ``validity``).
 
 See docs/metrics.md. Rule: every FAD is reported with its embedder, its reference set and n.
 """
-from . import adapters  # noqa: F401  (registers "vggish" and "laion_clap"; imports nothing optional)
+from .adapters import LaionClapConfig, VGGishConfig  # registers "vggish", "laion_clap"; imports nothing optional
 from .attributes import (AttributeAccuracy, AttributeProbe, attribute_prompts, fit_attribute_probes,
                          probe_attribute_accuracy, zero_shot_attribute_accuracy)
 from .clap_score import TextAudioScore, clap_score, mulan_cycle_consistency, text_audio_cosines
-from .embedders import EMBEDDERS, Embedder, FeatureEmbedder, build_embedder
+from .embedders import (EMBEDDERS, BasicPitchConfig, Embedder, EvalClapConfig, FeatureEmbedder, FeatureEmbedderConfig,
+                        build_embedder)
 from .fad import (FADInfinityResult, FADResult, embedding_statistics, fad, fad_infinity, fad_infinity_fadtk,
                   fad_per_clip, frechet_distance)
 from .rtf import RTFResult, StageTimer, measure_rtf
@@ -18,8 +19,9 @@ from .stats import (ConfidenceInterval, PairedDifference, bootstrap_fad_ci, boot
                     paired_fad_difference, paired_mean_difference, rank_agreement)
 
 __all__ = [
-    "AttributeAccuracy", "AttributeProbe", "ConfidenceInterval", "EMBEDDERS", "Embedder", "FADInfinityResult",
-    "FADResult", "FeatureEmbedder", "PairedDifference", "RTFResult", "StageTimer", "TextAudioScore", "attribute_prompts",
+    "AttributeAccuracy", "AttributeProbe", "BasicPitchConfig", "ConfidenceInterval", "EMBEDDERS", "Embedder",
+    "EvalClapConfig", "FADInfinityResult", "FADResult", "FeatureEmbedder", "FeatureEmbedderConfig", "LaionClapConfig",
+    "PairedDifference", "RTFResult", "StageTimer", "TextAudioScore", "VGGishConfig", "attribute_prompts",
     "bootstrap_fad_ci", "bootstrap_mean_ci", "build_embedder", "clap_score", "embedding_statistics", "fad",
     "fad_infinity", "fad_infinity_fadtk", "fad_per_clip", "fit_attribute_probes", "frechet_distance", "measure_rtf",
     "mulan_cycle_consistency", "paired_bootstrap", "paired_fad_difference", "paired_mean_difference",

@@ -14,13 +14,16 @@ an adapter is built, so the core never depends on these packages.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
 
 from ..audio import resample
+from ..config import Config
 from ..errors import UserError
-from .embedders import EMBEDDERS, Embedder, as_clip_list, resolve_checkpoint
+from .embedders import EMBEDDERS, Embedder, _path_str, as_clip_list, resolve_checkpoint
 
 VGGISH_ENV = "MELODY_LAB_VGGISH_CKPT"
 LAION_CLAP_ENV = "MELODY_LAB_LAION_CLAP_CKPT"
@@ -108,15 +111,27 @@ def _load_state_dict(path) -> dict[str, torch.Tensor]:
     return state.get("state_dict", state)
 
 
-@EMBEDDERS.register("vggish")
+@dataclass
+class VGGishConfig(Config):
+    """``vggish``: the weights file (None: ``$MELODY_LAB_VGGISH_CKPT``) and the torch device."""
+
+    checkpoint: str | None = None
+    device: str = "cpu"
+
+    def __post_init__(self):
+        self.checkpoint = _path_str(self.checkpoint)
+
+
+@EMBEDDERS.register("vggish", config=VGGishConfig, presets={"default": VGGishConfig()})
 class VGGishEmbedder(Embedder):
     """``vggish`` adapter: clip embedding = mean over its 0.96 s VGGish examples, ``[N, 128]``."""
 
     name = "vggish"
     sample_rate = 16000
 
-    def __init__(self, checkpoint=None, device: str = "cpu"):
-        self.checkpoint = resolve_checkpoint(checkpoint, VGGISH_ENV, VGGISH_HELP)
+    def __init__(self, config: VGGishConfig | None = None):
+        self.config = config = config if config is not None else VGGishConfig()
+        self.checkpoint = resolve_checkpoint(config.checkpoint, VGGISH_ENV, VGGISH_HELP)
         state = _load_state_dict(self.checkpoint)
         self.net = VGGishNet()
         expected = set(self.net.state_dict())
@@ -124,7 +139,7 @@ class VGGishEmbedder(Embedder):
             raise UserError(f"{self.checkpoint} is not a VGGish state dict (missing keys such as "
                             f"{sorted(expected - set(state))[:3]}). {VGGISH_HELP}")
         self.net.load_state_dict({k: state[k] for k in expected})
-        self.device = torch.device(device)
+        self.device = torch.device(config.device)
         self.net.to(self.device).eval()
         self.name = f"vggish:{self.checkpoint.name}"
 
@@ -141,7 +156,21 @@ class VGGishEmbedder(Embedder):
         return np.stack([frames.mean(axis=0) for frames in self.embed_frames(clips, self.sample_rate)])
 
 
-@EMBEDDERS.register("laion_clap")
+@dataclass
+class LaionClapConfig(Config):
+    """``laion_clap``: the checkpoint (None: ``$MELODY_LAB_LAION_CLAP_CKPT``), the audio model and
+    fusion flag it was trained with (``laion_clap.CLAP_Module``'s arguments) and the torch device."""
+
+    checkpoint: str | None = None
+    amodel: str = "HTSAT-base"
+    enable_fusion: bool = False
+    device: str = "cpu"
+
+    def __post_init__(self):
+        self.checkpoint = _path_str(self.checkpoint)
+
+
+@EMBEDDERS.register("laion_clap", config=LaionClapConfig, presets={"default": LaionClapConfig()})
 class LaionClapEmbedder(Embedder):
     """``laion_clap`` adapter (48 kHz): audio ``[N, 512]``; clips over 10 s are averaged over 10 s chunks.
 
@@ -153,14 +182,15 @@ class LaionClapEmbedder(Embedder):
     sample_rate = 48000
     chunk_samples = 480000
 
-    def __init__(self, checkpoint=None, amodel: str = "HTSAT-base", enable_fusion: bool = False,
-                 device: str = "cpu"):
-        self.checkpoint = resolve_checkpoint(checkpoint, LAION_CLAP_ENV, LAION_CLAP_HELP)
+    def __init__(self, config: LaionClapConfig | None = None):
+        self.config = config = config if config is not None else LaionClapConfig()
+        self.checkpoint = resolve_checkpoint(config.checkpoint, LAION_CLAP_ENV, LAION_CLAP_HELP)
         try:
             import laion_clap  # optional extra, imported only here
         except Exception as err:  # ImportError, or torchvision failing to import beside this torch
             raise UserError(f"cannot import the optional package laion_clap ({err}). {LAION_CLAP_HELP}") from err
-        self.model = laion_clap.CLAP_Module(enable_fusion=enable_fusion, amodel=amodel, device=device)
+        self.model = laion_clap.CLAP_Module(enable_fusion=config.enable_fusion, amodel=config.amodel,
+                                            device=config.device)
         self.model.load_ckpt(str(self.checkpoint), verbose=False)
         self.name = f"laion_clap:{self.checkpoint.name}"
 

@@ -2,8 +2,19 @@
 
 Every embedder has a ``name`` (it goes into every report), the ``sample_rate`` it works at, and
 ``embed(audio, sample_rate) -> np.ndarray [N, E]`` (float64) that accepts ``[N, T]`` arrays/tensors
-or a list of 1-D clips of any lengths, resampling to its own rate. Build one by name with
-:func:`build_embedder`; the optional pretrained adapters (``vggish``, ``laion_clap``) live in
+or a list of 1-D clips of any lengths, resampling to its own rate.
+
+Like every component, each embedder is registered with a config class and a preset table
+(``{"default": Config()}``: one setting each), and its constructor takes that config::
+
+    build_embedder("features")                        # EMBEDDERS.build("features", "default")
+    build_embedder("vggish", checkpoint=path)         # the default preset with an override
+    EMBEDDERS.config("evalclap-tiny", "default")      # EvalClapConfig(folder=None, batch_size=16)
+    FeatureEmbedder(FeatureEmbedderConfig(batch_size=8))
+
+An embedder is built, never saved: its weights are the shipped ``evalclap-tiny`` folder, the
+basic-pitch wheel, or a checkpoint you supply (named in its config), so ``save_pretrained`` /
+``from_pretrained`` refuse. The optional pretrained adapters (``vggish``, ``laion_clap``) live in
 ``adapters.py`` and import nothing optional until they are built.
 """
 from __future__ import annotations
@@ -12,6 +23,7 @@ import hashlib
 import os
 from abc import ABC, abstractmethod
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -20,6 +32,7 @@ import scipy.fft
 import torch
 
 from ..audio import mel_filterbank, resample, stft_magnitude
+from ..config import Config
 from ..errors import UserError
 from ..registry import Registry
 
@@ -43,10 +56,25 @@ def as_clip_list(audio: np.ndarray | torch.Tensor | Sequence) -> list[np.ndarray
 
 
 class Embedder(ABC):
-    """Maps audio clips to one embedding vector each. Subclasses set ``name``, ``sample_rate``."""
+    """Maps audio clips to one embedding vector each. Subclasses set ``name``, ``sample_rate`` and
+    keep their config as ``self.config``."""
 
     name: str
     sample_rate: int
+    config: Config
+
+    @classmethod
+    def from_config(cls, config: Config) -> "Embedder":
+        return cls(config)  # type: ignore[call-arg]
+
+    def save_pretrained(self, *args, **kwargs):
+        raise TypeError(f"the {self.name} embedder is not saved by melody_lab; build it from its "
+                        f"config: EMBEDDERS.build({type(self).name!r}, preset, **overrides)")
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        raise TypeError(f"the {cls.name} embedder is not loaded from an export folder; build it "
+                        f"from its config: EMBEDDERS.build({cls.name!r}, preset, **overrides)")
 
     def embed(self, audio, sample_rate: int) -> np.ndarray:
         """Clips at ``sample_rate`` Hz (``[N, T]`` or list of ``[T_i]``) → float64 ``[N, E]``."""
@@ -63,9 +91,15 @@ class Embedder(ABC):
         """Float32 clips at ``self.sample_rate`` → ``[N, E]``."""
 
 
-def build_embedder(name: str, **kwargs) -> Embedder:
-    """``build_embedder("features")``, ``build_embedder("vggish", checkpoint=path)``, …"""
-    return EMBEDDERS.get(name)(**kwargs)
+def build_embedder(name: str, preset: str = "default", /, **overrides) -> Embedder:
+    """``build_embedder("features")``, ``build_embedder("vggish", checkpoint=path)``, …:
+    ``EMBEDDERS.build(name, preset, **overrides)`` (config fields as overrides)."""
+    return EMBEDDERS.build(name, preset, **overrides)
+
+
+def _path_str(value: str | Path | None) -> str | None:
+    """A path field as a plain string (configs hold only JSON values)."""
+    return None if value is None else str(value)
 
 
 def resolve_checkpoint(checkpoint: str | Path | None, env_var: str, instructions: str) -> Path:
@@ -96,7 +130,15 @@ def _chroma_matrix(sample_rate: int, n_fft: int, f_min: float = 55.0, f_max: flo
     return torch.from_numpy(np.exp(-0.5 * (dist / 0.5) ** 2) * valid[None])
 
 
-@EMBEDDERS.register("features")
+@dataclass
+class FeatureEmbedderConfig(Config):
+    """``features`` embedder: the rate it analyses at (Hz) and clips per STFT batch (speed only)."""
+
+    sample_rate: int = 16000
+    batch_size: int = 32
+
+
+@EMBEDDERS.register("features", config=FeatureEmbedderConfig, presets={"default": FeatureEmbedderConfig()})
 class FeatureEmbedder(Embedder):
     """Untrained, deterministic hand-made features: nothing to train, so nothing to game.
 
@@ -115,9 +157,10 @@ class FeatureEmbedder(Embedder):
     contrast_quantile = 0.2
     eps = 1e-10
 
-    def __init__(self, sample_rate: int = 16000, batch_size: int = 32):
-        self.sample_rate = sample_rate
-        self.batch_size = batch_size
+    def __init__(self, config: FeatureEmbedderConfig | None = None):
+        self.config = config = config if config is not None else FeatureEmbedderConfig()
+        self.sample_rate = sample_rate = config.sample_rate
+        self.batch_size = config.batch_size
         self.mel = mel_filterbank(sample_rate, self.n_fft, self.n_mels).double()
         self.chroma = _chroma_matrix(sample_rate, self.n_fft)
         freqs = torch.linspace(0, sample_rate / 2, self.n_fft // 2 + 1, dtype=torch.float64)
@@ -179,7 +222,19 @@ class FeatureEmbedder(Embedder):
 EVALCLAP_TINY_DIR = Path(__file__).resolve().parent.parent / "assets" / "metrics" / "evalclap_tiny"
 
 
-@EMBEDDERS.register("evalclap-tiny")
+@dataclass
+class EvalClapConfig(Config):
+    """``evalclap-tiny``: the MuLan export folder (None: the shipped ``EVALCLAP_TINY_DIR``) and
+    clips per forward pass (speed only)."""
+
+    folder: str | None = None
+    batch_size: int = 16
+
+    def __post_init__(self):
+        self.folder = _path_str(self.folder)
+
+
+@EMBEDDERS.register("evalclap-tiny", config=EvalClapConfig, presets={"default": EvalClapConfig()})
 class EvalClapEmbedder(Embedder):
     """The project's evaluation CLAP: a tiny MuLan (same architecture as the generator's) trained
     on the ``evalclap`` corpus, whose works are disjoint from the ``tiny`` corpus the generators
@@ -189,11 +244,12 @@ class EvalClapEmbedder(Embedder):
 
     name = "evalclap-tiny"
 
-    def __init__(self, folder: str | Path | None = None, batch_size: int = 16):
+    def __init__(self, config: EvalClapConfig | None = None):
         from ..io import resolve
         from ..semantic import MuLan
 
-        folder = Path(folder) if folder is not None else EVALCLAP_TINY_DIR
+        self.config = config = config if config is not None else EvalClapConfig()
+        folder = Path(config.folder) if config.folder is not None else EVALCLAP_TINY_DIR
         if not (folder / "config.json").is_file():
             raise UserError(f"the evaluation CLAP is not installed: {folder} has no config.json "
                             f"(reinstall melody-lab, or train it as docs/ablations.md describes)")
@@ -201,7 +257,7 @@ class EvalClapEmbedder(Embedder):
         self.sample_rate = int(self.model.config.sample_rate)
         weights = resolve(folder, "mulan")[1].read_bytes()
         self.fingerprint = "sha256:" + hashlib.sha256(weights).hexdigest()[:16]  # goes into reports
-        self.batch_size = batch_size
+        self.batch_size = config.batch_size
 
     @torch.no_grad()
     def embed_text(self, texts: list[str]) -> torch.Tensor:
@@ -226,7 +282,14 @@ class EvalClapEmbedder(Embedder):
         return out
 
 
-@EMBEDDERS.register("basic-pitch")
+@dataclass
+class BasicPitchConfig(Config):
+    """``basic-pitch``: ONNX inference threads of the (per-process) transcriber (speed only)."""
+
+    threads: int = 1
+
+
+@EMBEDDERS.register("basic-pitch", config=BasicPitchConfig, presets={"default": BasicPitchConfig()})
 class BasicPitchEmbedder(Embedder):
     """Pooled activations of Spotify's pretrained basic-pitch transcriber (needs the ``[eval]`` extra).
 
@@ -239,10 +302,11 @@ class BasicPitchEmbedder(Embedder):
     name = "basic-pitch"
     window_s = 0.5
 
-    def __init__(self, threads: int = 1):
+    def __init__(self, config: BasicPitchConfig | None = None):
         from .transcription import SAMPLE_RATE, get_transcriber
 
-        self.transcriber = get_transcriber(threads)
+        self.config = config = config if config is not None else BasicPitchConfig()
+        self.transcriber = get_transcriber(config.threads)
         self.sample_rate = SAMPLE_RATE
         self.fingerprint = self.transcriber.fingerprint
 
