@@ -181,7 +181,7 @@ run("train", "tokenizer", "--preset", "micro", "--data", CORPUS, "--out", RUNS /
 run("train", "lm", "--preset", "micro", "--data", CORPUS, "--out", RUNS / "lm", "--mulan", RUNS / "mulan",
     "--tokenizer", RUNS / "tokenizer", "--max-steps", STEPS["lm"], "--no-progress")
 
-vocab = json.loads((RUNS / "tokenizer" / "config.json").read_text())["model"]["vocab_size"]
+vocab = json.loads((RUNS / "tokenizer" / "config.json").read_text())["model"]["config"]["vocab_size"]
 fig, axes = plt.subplots(1, 2, figsize=(14, 3.2))
 for ax, stage, metric, title in [(axes[0], "mulan", "loss", "MuLan: contrastive loss"),
                                  (axes[1], "lm", "nll", "semantic LM: next-token cross-entropy (nats)")]:
