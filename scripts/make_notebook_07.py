@@ -219,9 +219,10 @@ stages = [f"--codec={codec_dir}"] + [f"--{s}={RUNS / s}" for s in ("mulan", "tok
 made = {}
 for steps in STEPS["denoiser"]:
     started = time.perf_counter()
-    state = train_denoiser(CORPUS, codec_dir, RUNS / "tokenizer", RUNS / "denoiser",
-                           DenoiserTrainConfig(denoiser="dpd", preset="micro"),
+    state = train_denoiser(DenoiserTrainConfig(denoiser="dpd", preset="micro"), CORPUS,
+                           RUNS / "denoiser",
                            LoopConfig(max_steps=steps, val_every=STEPS["denoiser"][0], progress=False),
+                           codec=codec_dir, tokenizer=RUNS / "tokenizer",
                            latent_dim=load_codec(codec_dir).latent_dim)
     print(f"denoiser: step {state['step']} in {time.perf_counter() - started:.1f} s")
     run("bundle", *stages, "--out", WORK / f"bundle_{steps}")
