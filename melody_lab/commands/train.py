@@ -152,7 +152,7 @@ def _all(args) -> int:
     from ..train.all import train_all
 
     train_all(args.preset, args.data, args.out, args.seed, args.codec, args.denoiser,
-              args.max_minutes, not args.no_progress)
+              args.max_minutes, not args.no_progress, args.init_from, args.steps)
     return 0  # a run paused by --max-minutes (None) is not an error either
 
 

@@ -31,21 +31,41 @@ def resolve_data(data: str | Path, out: Path, sample_rate: int = 16000,
 
 def train_all(preset: str, data: str | Path, out: str | Path, seed: int = 0,
               codec: str = "vaegan", denoiser: str = "dpd", max_minutes: float | None = None,
-              progress: bool = True) -> Path | None:
+              progress: bool = True, init_from: str | Path | None = None,
+              steps_override: int | None = None) -> Path | None:
     """Run (or resume) every stage of :data:`~melody_lab.train.stages.STAGES` in order into
-    ``OUT/<stage>``; returns the bundle folder (None if a stage was paused by the budget)."""
-    steps = stage_steps(preset)  # (checks the preset)
+    ``OUT/<stage>``; returns the bundle folder (None if a stage was paused by the budget).
+
+    ``init_from`` (a bundle or ``tiny``): fine-tune — every gradient stage starts from that
+    bundle's component, and its MuLan (+ RVQ) and tokenizer are reused as they are (the LM's
+    conditioning codes and the denoiser's tokens stay the ones those weights learnt); the
+    denoiser trains on crops of the bundle's window. ``steps_override``: steps of every gradient
+    stage (default: the preset's, :func:`~melody_lab.train.stages.stage_steps`)."""
+    from ..io import locate, read_json
+
+    steps = stage_steps(preset, None if steps_override is None else
+                        {name: steps_override for name in ("codec", "mulan", "lm", "denoiser")})
     out = Path(out)
     data = resolve_data(data, out)
     runs = {name: out / name for name in STAGES}
     choices = {"codec": {"codec": codec}, "denoiser": {"denoiser": denoiser}}
+    source = locate(init_from) if init_from is not None else None
+    saved = read_json(source / "melody.json")["config"] if source is not None else {}
+    if source is not None:  # not trained: the bundle's own (io.resolve reads a whole bundle)
+        runs.update(mulan=source, tokenizer=source)
     for name, stage in STAGES.items():
+        if source is not None and name in ("mulan", "tokenizer"):
+            print(f"[train all] {name}: reused from {source}")
+            continue
         if stage.finished(runs[name], steps.get(name)):
             print(f"[train all] {name}: finished earlier, skipped")
             continue
         print(f"[train all] {name}: training into {runs[name]}")
         started = time.monotonic()
         config = stage.make_config(preset, **choices.get(name, {}))
+        if source is not None:
+            config = config.replace(init_from=str(source), **(
+                {"crop_seconds": saved["window_seconds"]} if name == "denoiser" else {}))
         stage.run(config, data, runs[name], stage.loop(config, steps.get(name), seed, max_minutes,
                                                        progress), runs)
         if not stage.finished(runs[name], steps.get(name)):
@@ -57,7 +77,9 @@ def train_all(preset: str, data: str | Path, out: str | Path, seed: int = 0,
     from .assemble import pipeline_from_runs
 
     bundle = pipeline_from_runs(runs["codec"], runs["mulan"], runs["tokenizer"], runs["lm"],
-                                runs["denoiser"]).save_pretrained(out / "bundle")
+                                runs["denoiser"], **({"context_chunks": saved["context_chunks"]}
+                                                     if saved.get("context_chunks") else {})
+                                ).save_pretrained(out / "bundle")
     print(f"[train all] bundle: {bundle}  (melody-lab generate \"…\" --bundle {bundle} --out x.wav)")
     return bundle
 
@@ -74,5 +96,10 @@ def register_cli(subparsers) -> None:
     p.add_argument("--denoiser", default="dpd", choices=["dpd", "unet"], help="denoiser")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="per-stage wall-time budget (a stage stopped by it resumes on the next run)")
+    p.add_argument("--init-from", default=None, metavar="BUNDLE",
+                   help="fine-tune a bundle (a folder or 'tiny'): codec, LM and denoiser start from "
+                   "its weights, its MuLan/RVQ and tokenizer are reused as they are")
+    p.add_argument("--steps", type=int, default=None,
+                   help="steps of every gradient stage (default: the preset's)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
