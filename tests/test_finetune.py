@@ -158,6 +158,12 @@ def test_bad_init_from_is_one_line_and_writes_nothing(micro_corpus, tmp_path, ca
         "config mismatch in 'width'": [*dn, "--preset", "micro", "--init-from", "tiny"],
         "config mismatch in 'architecture'": [*dn, "--denoiser", "unet", "--init-from", "tiny"],
         "no such folder": [*lm, "--init-from", str(tmp_path / "missing")],
+        "config mismatch in the denoiser": ["all", "--data", str(micro_corpus), "--init-from",
+                                            "tiny", "--denoiser", "unet"],
+        "not a bundle folder": ["all", "--data", str(micro_corpus), "--init-from",
+                                str(tmp_path / "missing")],
+        "modified": ["all", "--data", str(micro_corpus), "--init-from", str(tampered),
+                     "--steps", "2"],
     }
     for i, (message, args) in enumerate(cases.items()):
         out = tmp_path / f"out{i}"

@@ -41,16 +41,16 @@ def train_all(preset: str, data: str | Path, out: str | Path, seed: int = 0,
     conditioning codes and the denoiser's tokens stay the ones those weights learnt); the
     denoiser trains on crops of the bundle's window. ``steps_override``: steps of every gradient
     stage (default: the preset's, :func:`~melody_lab.train.stages.stage_steps`)."""
-    from ..io import locate, read_json
+    from ..io import locate
 
     steps = stage_steps(preset, None if steps_override is None else
                         {name: steps_override for name in ("codec", "mulan", "lm", "denoiser")})
     out = Path(out)
+    source = locate(init_from) if init_from is not None else None
+    saved = _bundle_config(source, {"codec": codec, "denoiser": denoiser}) if source else {}
     data = resolve_data(data, out)
     runs = {name: out / name for name in STAGES}
     choices = {"codec": {"codec": codec}, "denoiser": {"denoiser": denoiser}}
-    source = locate(init_from) if init_from is not None else None
-    saved = read_json(source / "melody.json")["config"] if source is not None else {}
     if source is not None:  # not trained: the bundle's own (io.resolve reads a whole bundle)
         runs.update(mulan=source, tokenizer=source)
     for name, stage in STAGES.items():
@@ -82,6 +82,24 @@ def train_all(preset: str, data: str | Path, out: str | Path, seed: int = 0,
                                 ).save_pretrained(out / "bundle")
     print(f"[train all] bundle: {bundle}  (melody-lab generate \"…\" --bundle {bundle} --out x.wav)")
     return bundle
+
+
+def _bundle_config(source: Path, names: dict[str, str]) -> dict:
+    """The pipeline config of fine-tuning source ``source``, refused unless it is a bundle of
+    the ``names`` architectures (checked before any stage starts; each stage checks the rest)."""
+    from ..errors import UserError
+    from ..io import read_json
+
+    if not (source / "melody.json").is_file():
+        raise UserError(f"--init-from {source}: not a bundle folder (train all fine-tunes a whole "
+                        f"bundle, e.g. 'tiny'; a single run folder goes to `melody-lab train STAGE`)")
+    saved = read_json(source / "melody.json").get("config", {})
+    for part, name in names.items():
+        have = saved.get("names", {}).get(part)
+        if have != name:
+            raise UserError(f"--init-from {source}: config mismatch in the {part}: the bundle has "
+                            f"{have!r}, this run trains {name!r} (--{part} {have})")
+    return saved
 
 
 def register_cli(subparsers) -> None:

@@ -203,7 +203,8 @@ def train_codec(config: CodecStageConfig, data: str | Path, out: str | Path,
         check_same_config(f"--init-from {config.init_from}",
                           {"architecture": init.name, **init.config.to_dict()},
                           {"architecture": config.codec, **codec.config.to_dict()},
-                          ["architecture", "sample_rate", "latent_dim", "enc_strides", "dec_strides"])
+                          ["architecture", "sample_rate", "enc_channels", "dec_channels",
+                           "latent_dim", "enc_strides", "dec_strides"])
         codec = init  # fine-tuning keeps the source's architecture
     cfg = config.train
     task = CodecTask(codec, cfg, load_split_audio(data, "train", codec.sample_rate),
