@@ -123,6 +123,13 @@ def test_rebundle_mixed_sources_loads_and_generates(finetuned, tmp_path):
     assert MeLoDy.from_pretrained(tmp_path / "b2").config == MeLoDy.from_pretrained("tiny").config
 
 
+def test_the_shipped_bundle_has_a_verified_model_card():
+    card = (TINY / "MODEL_CARD.md").read_text()
+    assert "non-commercial" in card and "Known limits" in card and "FAD" in card
+    assert json.loads((TINY / "manifest.json").read_text())["files"]["MODEL_CARD.md"] == sha256(
+        TINY / "MODEL_CARD.md")
+
+
 def test_save_pretrained_writes_a_model_card(tmp_path):
     out = MeLoDy.from_pretrained("tiny").save_pretrained(tmp_path / "b")
     card = (out / "MODEL_CARD.md").read_text()
