@@ -10,10 +10,12 @@ saved as an **export folder**::
 A **training run folder** (``melody-lab train <stage>``, see ``train/checkpoint.py``) holds the same
 record under ``"model"`` in ``DIR/config.json`` and the weights in the checkpoint ``DIR/latest``
 names (``<kind>.safetensors``, or the module named by the record's ``"weights"``, e.g. ``ema``).
-:func:`resolve` is the one function that tells the two apart.
+:func:`resolve` is the one function that tells the two apart (it also takes a whole bundle,
+verified, or the name of a shipped bundle, ``tiny``, and returns that bundle's ``<kind>/`` export).
 
 A **bundle** is one export folder per component plus ``melody.json`` and a SHA-256
-``manifest.json``. :func:`load_bundle` loads only files the manifest lists and verifies.
+``manifest.json`` that also covers its ``MODEL_CARD.md`` (:func:`model_card`).
+:func:`load_bundle` loads only files the manifest lists and verifies.
 
 Everything read is checked before it is used — JSON that parses, configs whose fields have the
 declared types (``Config.from_dict``), safetensors headers of sane size whose tensors fit the
