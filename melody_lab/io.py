@@ -10,10 +10,12 @@ saved as an **export folder**::
 A **training run folder** (``melody-lab train <stage>``, see ``train/checkpoint.py``) holds the same
 record under ``"model"`` in ``DIR/config.json`` and the weights in the checkpoint ``DIR/latest``
 names (``<kind>.safetensors``, or the module named by the record's ``"weights"``, e.g. ``ema``).
-:func:`resolve` is the one function that tells the two apart.
+:func:`resolve` is the one function that tells the two apart (it also takes a whole bundle,
+verified, or the name of a shipped bundle, ``tiny``, and returns that bundle's ``<kind>/`` export).
 
 A **bundle** is one export folder per component plus ``melody.json`` and a SHA-256
-``manifest.json``. :func:`load_bundle` loads only files the manifest lists and verifies.
+``manifest.json`` that also covers its ``MODEL_CARD.md`` (:func:`model_card`).
+:func:`load_bundle` loads only files the manifest lists and verifies.
 
 Everything read is checked before it is used — JSON that parses, configs whose fields have the
 declared types (``Config.from_dict``), safetensors headers of sane size whose tensors fit the
@@ -43,6 +45,8 @@ from .registry import REGISTRIES, Registry, UnknownNameError
 FORMAT = "melody_lab.bundle/2"  # /2: every component folder is config.json {kind, name, config}
 MANIFEST = "manifest.json"
 CONFIG_FILE = "config.json"
+MODEL_CARD = "MODEL_CARD.md"
+SHIPPED_BUNDLES = Path(__file__).resolve().parent / "assets" / "bundles"  # ``tiny`` lives here
 MAX_HEADER_BYTES = 16 << 20  # a safetensors header (JSON index of the tensors) above 16 MiB is refused
 _DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2,
                 "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
@@ -188,13 +192,27 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return path
 
 
+def locate(path: str | Path) -> Path:
+    """``path`` as a folder: itself, or — when no such folder exists and it is a plain name —
+    the bundle of that name shipped in the package (``"tiny"`` → ``assets/bundles/tiny``)."""
+    text = str(path)
+    if not Path(text).exists() and text and "/" not in text and (SHIPPED_BUNDLES / text).is_dir():
+        return SHIPPED_BUNDLES / text
+    return Path(path)
+
+
 def resolve(path: str | Path, kind: str, run_folders: bool = True) -> tuple[dict[str, Any], Path]:
     """``(component record, weights file)`` of an export folder or a training run folder of ``kind``.
 
-    The one place that tells the two layouts apart (module docstring); ``run_folders=False``
-    accepts export folders only (bundles).
+    The one place that tells the layouts apart (module docstring); ``run_folders=False``
+    accepts export folders only (bundles). ``path`` may also be a whole bundle folder (its
+    ``<kind>/`` export, after the manifest is verified) or the name of a shipped bundle
+    (``"tiny"``, :func:`locate`).
     """
-    path = Path(path)
+    path = locate(path)
+    if (path / MANIFEST).is_file() and not (path / CONFIG_FILE).is_file():  # a whole bundle
+        verify_manifest(path, [f"{kind}/{CONFIG_FILE}", f"{kind}/{kind}.safetensors"])
+        path, run_folders = path / kind, False
     if not (path / CONFIG_FILE).is_file():
         raise BundleError(f"{path} holds no {kind}: expected {CONFIG_FILE} + {kind}.safetensors "
                           f"(an export) or {CONFIG_FILE} + latest (a `melody-lab train` run)")
@@ -244,6 +262,37 @@ def load_pretrained(registry: Registry | str, path: str | Path, device: str | to
     record, weights = resolve(path, registry.kind, run_folders)
     module = build_from_record(registry, record, Path(path) / CONFIG_FILE)
     return load_weights(module, weights).to(device).eval()
+
+
+def load_init(registry: Registry | str, source: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """``(module, provenance)`` to fine-tune from: the ``registry.kind`` component of ``source``
+    (a bundle folder, a shipped bundle's name, an export or a training run folder of that stage;
+    :func:`resolve`) in train mode, and ``{"init_from", "init_weights_sha256"[,
+    "init_manifest_sha256"]}`` for the new run's record. The module's config is the source's:
+    fine-tuning keeps the architecture."""
+    registry = REGISTRIES[registry] if isinstance(registry, str) else registry
+    folder = locate(source)
+    if not folder.is_dir():
+        raise BundleError(f"--init-from {source}: no such folder (give a bundle folder, the name "
+                          f"'tiny', or a `melody-lab train {registry.kind}` run folder)")
+    _, weights = resolve(folder, registry.kind)
+    module = load_pretrained(registry, folder).train()
+    provenance = {"init_from": str(folder.resolve()), "init_weights_sha256": sha256(weights)}
+    if (folder / MANIFEST).is_file():
+        provenance["init_manifest_sha256"] = sha256(folder / MANIFEST)
+    return module, provenance
+
+
+def check_same_config(what: str, source: dict[str, Any], target: dict[str, Any],
+                      fields: list[str] | None = None) -> None:
+    """Refuse (:class:`BundleError`, naming the first differing field) a fine-tuning source whose
+    config differs from the ``target`` config in ``fields`` (None: every field of either)."""
+    names = fields if fields is not None else sorted(set(source) | set(target))
+    for name in names:
+        if source.get(name) != target.get(name):
+            raise BundleError(f"{what}: config mismatch in {name!r}: the source has "
+                              f"{source.get(name)!r}, this run needs {target.get(name)!r} (another "
+                              f"preset or architecture; fine-tune from a source of the same one)")
 
 
 class Pretrained:
@@ -320,15 +369,66 @@ def verify_manifest(folder: str | Path, required: list[str]) -> dict:
     return manifest
 
 
+ESSEN_LICENCE = ("Corpora built by `melody-lab data build` contain songs of the Essen Folksong "
+                 "Collection (via music21), which may be used for **non-commercial purposes only**; "
+                 "a model trained on them inherits that restriction (docs/corpus.md, 'Sources and "
+                 "licences').")
+DEFAULT_LIMITS = ("An educational CPU-sized model: short (seconds-long), low-fidelity 16-kHz-class "
+                  "audio of symbolic folk/classical music rendered by a synthesiser; it knows only "
+                  "the styles and captions of its training corpus, follows a prompt's instrument "
+                  "and genre loosely, and makes no vocals. Not for production or commercial use. "
+                  "See docs/tiny_model.md ('Known limits').")
+
+
+def model_card(components: dict[str, torch.nn.Module], meta: dict[str, Any],
+               info: dict[str, Any] | None = None) -> str:
+    """The ``MODEL_CARD.md`` of a bundle: components and their settings, the pipeline config,
+    and what ``info`` knows — ``data`` (folder / corpus record), ``training`` ({part: record of
+    its run: steps, wall time, recipe, init_from}), ``evaluation`` (numbers with their embedders
+    and n), ``limits``, ``intended_use``. Anything unknown is said to be unknown."""
+    info = info or {}
+    lines = ["# Model card", "", "A MeLoDy bundle written by melody_lab (`MeLoDy.from_pretrained(FOLDER)`, "
+             "`melody-lab generate --bundle FOLDER`).", "", "## Components", "",
+             "| part | registry name | parameters | settings |", "|---|---|---|---|"]
+    for part, module in components.items():
+        settings = json.dumps(module.config.to_dict(), sort_keys=True)
+        count = sum(p.numel() for p in module.parameters())
+        lines.append(f"| {part} | {module.name} | {count:,} | `{settings}` |")
+    lines += ["", "## Pipeline settings", "", f"`{json.dumps(meta.get('config', {}), sort_keys=True)}`",
+              "", "## Data and licence", ""]
+    data = info.get("data")
+    lines += [f"Training data: {json.dumps(data) if not isinstance(data, str) else data}." if data
+              else "Training data: not recorded (bundle saved from in-memory components).",
+              "", ESSEN_LICENCE, "", "## Training", ""]
+    training = info.get("training") or {}
+    if training:
+        for part, record in training.items():
+            lines.append(f"- **{part}**: {json.dumps(record, sort_keys=True)}")
+    else:
+        lines.append("Recipe and wall time: not recorded (see docs/tiny_model.md for the shipped "
+                     "`tiny` model's recipe).")
+    lines += ["", "## Evaluation", ""]
+    evaluation = info.get("evaluation")
+    lines.append(json.dumps(evaluation, sort_keys=True) if evaluation else
+                 "Not evaluated (run `melody-lab ablate` / scripts/inspect_bundle.py; report the "
+                 "numbers with their embedders and n).")
+    lines += ["", "## Intended use", "", info.get("intended_use") or
+              "Learning and research on text-to-music generation on a CPU; non-commercial.",
+              "", "## Known limits", "", info.get("limits") or DEFAULT_LIMITS, ""]
+    return "\n".join(lines)
+
+
 def save_bundle(folder: str | Path, components: dict[str, torch.nn.Module], meta: dict[str, Any],
-                half: set[str] = frozenset()) -> Path:
+                half: set[str] = frozenset(), card: dict[str, Any] | None = None) -> Path:
     """``folder/<part>/`` for each component (fp16 parameters for parts in ``half``),
-    ``folder/melody.json`` (``meta`` + the format) and the manifest, written atomically."""
+    ``folder/melody.json`` (``meta`` + the format), ``folder/MODEL_CARD.md`` (:func:`model_card`
+    of ``card``) and the manifest (which covers the card), written atomically."""
     folder = Path(folder)
     with atomic_folder(folder) as tmp:
         for part, module in components.items():
             save_pretrained(module, tmp / part, half=part in half)
         (tmp / "melody.json").write_text(json.dumps({"format": FORMAT, **meta}, indent=2))
+        (tmp / MODEL_CARD).write_text(model_card(components, meta, card), encoding="utf-8")
         write_manifest(tmp)
     return folder
 

@@ -213,12 +213,13 @@ class MeLoDy:
 
     def save_pretrained(self, folder: str | Path, half: bool = True) -> Path:
         """Write a bundle with a SHA-256 manifest, atomically: one export folder per component
-        (fp16 parameters when ``half``; buffers such as k-means centres stay float32)."""
+        (fp16 parameters when ``half``; buffers such as k-means centres stay float32), and a
+        ``MODEL_CARD.md`` from ``self.card_info`` (set by ``train/assemble.py``; see ``io.model_card``)."""
         from .io import save_bundle
 
         parts = {part: getattr(self, part) for part in _bundle_parts()}
         return save_bundle(folder, parts, {"config": self.config.to_dict()},
-                           half=set(parts) if half else set())
+                           half=set(parts) if half else set(), card=getattr(self, "card_info", None))
 
     # -- the one setup path -----------------------------------------------------------------
     def _check_duration(self, seconds: float, what: str = "duration") -> None:

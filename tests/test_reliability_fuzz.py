@@ -117,15 +117,15 @@ COMMANDS = {
                         ["--preset", "--data", "--out", "--seed", "--features", "--ssl-path"]),
     "train lm": (["train", "lm", "--preset", "micro", "--mulan", "MISSING", "--tokenizer", "MISSING"],
                  ["--preset", "--data", "--out", "--seed", "--mulan", "--tokenizer", "--max-steps",
-                  "--max-minutes"]),
+                  "--max-minutes", "--init-from"]),
     "train denoiser": (["train", "denoiser", "--preset", "micro", "--codec", "MISSING",
                         "--tokenizer", "MISSING", "--steps", "1"],
                        ["--data", "--codec", "--tokenizer", "--out", "--denoiser", "--preset",
                         "--steps", "--batch-size", "--lr", "--chunks", "--crop-seconds",
-                        "--max-minutes", "--seed"]),
+                        "--max-minutes", "--seed", "--init-from"]),
     "train all": (["train", "all", "--preset", "micro"],
                   ["--preset", "--data", "--out", "--codec", "--denoiser", "--max-minutes",
-                   "--seed"]),
+                   "--seed", "--init-from", "--steps"]),
 }
 
 

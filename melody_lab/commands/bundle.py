@@ -8,9 +8,11 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "bundle", help="assemble trained stages into a model bundle (for --bundle / from_pretrained)",
         description="Collect the codec, MuLan (+ its rvq/), tokenizer, LM and denoiser runs into one "
-        "folder of JSON + safetensors with a SHA-256 manifest.")
+        "folder of JSON + safetensors with a SHA-256 manifest and a MODEL_CARD.md (components, "
+        "settings, data and licence, each run's recipe and wall time, known limits).")
     for stage in ("codec", "mulan", "tokenizer", "lm", "denoiser"):
-        p.add_argument(f"--{stage}", required=True, type=Path, help=f"trained {stage} run folder")
+        p.add_argument(f"--{stage}", required=True, type=Path, help=f"trained {stage} run folder, or its "
+                       "export / a bundle folder / 'tiny' (to reuse a bundle's component)")
     p.add_argument("--out", required=True, type=Path, help="bundle folder to write")
     p.add_argument("--fp32", action="store_true", help="keep float32 weights (default: fp16)")
     g = p.add_argument_group("sampling defaults stored in the bundle (each call may override them)")

@@ -126,7 +126,7 @@ def _tokenizer(args) -> int:
 def _lm(args) -> int:
     from ..train.lm import LMStageConfig, train_lm
 
-    config = LMStageConfig(args.preset)
+    config = LMStageConfig(args.preset, init_from=args.init_from)
     state = train_lm(config, args.data, args.out, _semantic_loop(config, args),
                      mulan=args.mulan, tokenizer=args.tokenizer)
     print(f"lm: step {state['step']}, validation {state.get('val', {})}")
@@ -138,7 +138,7 @@ def _denoiser(args) -> int:
 
     config = DenoiserTrainConfig(denoiser=args.denoiser, preset=args.preset,
                                  batch_size=args.batch_size, lr=args.lr, num_chunks=args.chunks,
-                                 crop_seconds=args.crop_seconds)
+                                 crop_seconds=args.crop_seconds, init_from=args.init_from)
     loop = config.loop(args.steps, seed=args.seed, max_minutes=args.max_minutes,
                        progress=not args.no_progress).replace(
         val_every=500, ckpt_every=250)
@@ -152,7 +152,7 @@ def _all(args) -> int:
     from ..train.all import train_all
 
     train_all(args.preset, args.data, args.out, args.seed, args.codec, args.denoiser,
-              args.max_minutes, not args.no_progress)
+              args.max_minutes, not args.no_progress, args.init_from, args.steps)
     return 0  # a run paused by --max-minutes (None) is not an error either
 
 

@@ -23,7 +23,7 @@ from ..codecs.losses import CodecLoss
 from ..codecs.metrics import evaluate_codec
 from ..config import Config
 from ..errors import UserError
-from ..io import component_record
+from ..io import check_same_config, component_record, load_init, locate
 from . import distributed
 from .checkpoint import latest_checkpoint, load_checkpoint
 from .loop import LoopConfig, run_training
@@ -82,8 +82,8 @@ def train_config(preset: str, **overrides) -> CodecTrainConfig:
 class CodecStageConfig(Config):
     """What :func:`train_codec` trains: codec ``codec`` (a registry name) of size ``preset`` with
     the ``train`` hyper-parameters (None: the preset's, :func:`train_config`), optionally
-    starting from the newest weights of run folder ``init_from`` (with
-    ``train.freeze_encoder``: decoder-only fine-tuning)."""
+    starting from the codec of ``init_from`` (a bundle, ``tiny``, an export, or the newest
+    checkpoint of a codec run folder; with ``train.freeze_encoder``: decoder-only fine-tuning)."""
 
     codec: str = "vaegan"
     preset: str = "tiny"
@@ -203,17 +203,24 @@ def train_codec(config: CodecStageConfig, data: str | Path, out: str | Path,
     distributed.setup(allow_cuda=False)  # this stage trains on CPU ranks (gloo) under torchrun
     torch.manual_seed(loop.seed)  # the initial weights (codec and discriminator) follow the seed
     codec = build_codec(config.codec, config.preset)
+    init, provenance = None, {}
+    if config.init_from is not None:  # any source of codec weights (io.resolve), checked first
+        init, provenance = load_init("codec", config.init_from)
+        check_same_config(f"--init-from {config.init_from}",
+                          {"architecture": init.name, **init.config.to_dict()},
+                          {"architecture": config.codec, **codec.config.to_dict()},
+                          ["architecture", "sample_rate", "enc_channels", "dec_channels",
+                           "latent_dim", "enc_strides", "dec_strides"])
+        codec = init  # fine-tuning keeps the source's architecture
     cfg = config.train
     task = CodecTask(codec, cfg, load_split_audio(data, "train", codec.sample_rate),
                      load_split_audio(data, "valid", codec.sample_rate))
-    record = {"model": component_record(codec, preset=config.preset), "train": cfg.to_dict()}
-    if config.init_from is not None:
-        init_from = config.init_from
-        record["init_from"] = str(Path(init_from).resolve())
-        if latest_checkpoint(out) is None:  # a fresh run: start from the other run's weights
-            ckpt = latest_checkpoint(init_from)
-            if ckpt is None:
-                raise UserError(f"--init-from {init_from} has no checkpoint")
+    record = {"model": component_record(codec, preset=config.preset), "train": cfg.to_dict(),
+              **provenance}
+    if init is not None and latest_checkpoint(out) is None:
+        run = locate(config.init_from)  # a codec run folder: its discriminator too
+        ckpt = latest_checkpoint(run) if (run / "latest").exists() else None
+        if ckpt is not None:
             load_checkpoint(ckpt, task.modules())
     return run_training(task, out, loop, record)
 
@@ -232,8 +239,9 @@ def register_cli(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
     p.add_argument("--val-every", type=int, default=500)
     p.add_argument("--ckpt-every", type=int, default=250)
-    p.add_argument("--init-from", default=None, metavar="RUN",
-                   help="start from the newest weights of another codec run folder")
+    p.add_argument("--init-from", default=None, metavar="BUNDLE_OR_RUN",
+                   help="fine-tune: start from the codec of a bundle folder, 'tiny' (the shipped "
+                   "bundle) or the newest weights of a codec run folder (with its discriminator)")
     p.add_argument("--freeze-encoder", action="store_true",
                    help="train only the decoder (keeps the latent space fixed; needs --init-from)")
     p.add_argument("--gan-start-step", type=int, default=None, metavar="STEP",

@@ -19,7 +19,7 @@ from ..config import Config
 from ..denoisers import build_denoiser, count_parameters, single_pass_metrics
 from ..diffusion import drop_tokens, multichunk_target, velocity_loss
 from ..errors import UserError
-from ..io import component_record
+from ..io import component_record, locate
 from . import distributed
 from .loop import LoopConfig, run_training
 
@@ -38,6 +38,7 @@ class DenoiserTrainConfig(Config):
     ema_decay: float = 0.999
     val_clips: int = 64
     crop_seconds: float | None = None  # train on random crops of this length (None: whole clips)
+    init_from: str | None = None  # fine-tune from this bundle / 'tiny' / denoiser run (its EMA weights)
 
     def __post_init__(self):
         if self.num_chunks is None:
@@ -142,10 +143,13 @@ def train_denoiser(config: DenoiserTrainConfig, data: str | Path, out: str | Pat
     from .latent_cache import build_latent_cache
 
     loop = loop or config.loop()
-    codec_dir, tokenizer_dir = codec, tokenizer
+    codec_dir, tokenizer_dir = locate(codec), locate(tokenizer)
     device = distributed.setup()
     codec = load_codec(codec_dir)
     tokenizer = SemanticTokenizer.from_pretrained(tokenizer_dir)
+    init, init_provenance = _init_source(config, codec, denoiser_overrides)  # before any write
+    if init is not None:
+        denoiser_overrides = init.config.to_dict()  # fine-tuning keeps the source's architecture
     provenance = {"codec": str(Path(codec_dir).resolve()),
                   "tokenizer": str(Path(tokenizer_dir).resolve())}
     caches = {split: build_latent_cache(data, split, codec, tokenizer,
@@ -155,13 +159,42 @@ def train_denoiser(config: DenoiserTrainConfig, data: str | Path, out: str | Pat
     torch.manual_seed(loop.seed)  # the initial weights follow the seed, not the process's history
     task = DenoiserTask(config, caches["train"], caches["valid"], device,
                         codec.sample_rate / codec.hop_length, **denoiser_overrides)
+    if init is not None:
+        task.net.load_state_dict(init.state_dict())
+        task.ema.load_state_dict(init.state_dict())
     print(f"{config.denoiser}/{config.preset}: {count_parameters(task.net):,} parameters; "
           f"{caches['train']['latents'].shape[0]} training latents of shape "
           f"{tuple(caches['train']['latents'].shape[1:])}")
     record = {"model": component_record(task.ema, weights="ema"),
               "denoiser_train": config.to_dict(), "overrides": denoiser_overrides, **provenance,
-              "data": str(Path(data).resolve())}
+              "data": str(Path(data).resolve()), **init_provenance}
     return run_training(task, out, loop, record)
+
+
+#: the fields of a denoiser config that make a size preset; a fine-tuning source must agree on
+#: them with ``--preset`` (its other details, e.g. an older preset's RNN type, are kept as they are)
+SIZE_FIELDS = ("width", "num_blocks", "base_channels", "channel_mults", "latent_dim", "vocab_size")
+
+
+def _init_source(config: DenoiserTrainConfig, codec, overrides: dict):
+    """``(module, provenance)`` of ``config.init_from`` (``(None, {})`` without one), refused when
+    its architecture, size preset or latent size differs from this run's."""
+    from ..denoisers import denoiser_config
+    from ..io import check_same_config, load_init
+
+    if config.init_from is None:
+        return None, {}
+    what = f"--init-from {config.init_from}"
+    init, provenance = load_init("denoiser", config.init_from)
+    source = {"architecture": init.name, **init.config.to_dict()}
+    target = {"architecture": config.denoiser,
+              **denoiser_config(config.denoiser, config.preset, **overrides).to_dict()}
+    codec_dim = getattr(codec.config, "latent_dim", None)
+    if codec_dim is not None:
+        target["latent_dim"] = codec_dim
+    check_same_config(what, source, target,
+                      ["architecture", *(f for f in SIZE_FIELDS if f in target)])
+    return init, provenance
 
 
 def register_cli(subparsers) -> None:
@@ -170,8 +203,10 @@ def register_cli(subparsers) -> None:
         description="Encode the corpus with a trained codec and semantic tokenizer (cached in "
         "OUT/cache), then train a denoiser with the multi-chunk velocity loss. Resumes from OUT.")
     p.add_argument("--data", required=True, help="a built corpus folder (melody-lab data build)")
-    p.add_argument("--codec", required=True, help="a trained codec folder (melody-lab train codec)")
-    p.add_argument("--tokenizer", required=True, help="a fitted semantic tokenizer folder")
+    p.add_argument("--codec", required=True, help="a trained codec folder (melody-lab train "
+                   "codec), a bundle folder or 'tiny'")
+    p.add_argument("--tokenizer", required=True, help="a fitted semantic tokenizer folder, a bundle "
+                   "folder or 'tiny'")
     p.add_argument("--out", required=True, help="run folder (checkpoints, log, cache)")
     p.add_argument("--denoiser", default="dpd", choices=["dpd", "unet"], help="architecture")
     p.add_argument("--preset", default="tiny",
@@ -185,6 +220,9 @@ def register_cli(subparsers) -> None:
     p.add_argument("--crop-seconds", type=float, default=None,
                    help="train on random crops of this many seconds (default: whole clips); "
                    "the bundle then generates in windows of this length")
+    p.add_argument("--init-from", default=None, metavar="BUNDLE_OR_RUN",
+                   help="fine-tune: start from the denoiser of a bundle folder, 'tiny' (the shipped "
+                   "bundle) or a denoiser run folder (same architecture and size as --denoiser/--preset)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop cleanly after this long")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")

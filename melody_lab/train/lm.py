@@ -28,7 +28,7 @@ from ..semantic.lm import LM_PRESETS, SemanticLM
 from ..semantic.mulan import MuLan
 from ..semantic.rvq import ResidualVQ
 from ..semantic.tokenizer import SemanticTokenizer
-from ..io import atomic_write, atomic_write_text, resolve
+from ..io import atomic_write, atomic_write_text, check_same_config, load_init, locate, resolve
 from . import distributed
 from .loop import LoopConfig, run_training
 from .semantic_common import SemanticStageConfig, add_common_args, add_loop_args, lr_at, set_lr
@@ -58,10 +58,12 @@ LM_TRAIN_PRESETS = {
 class LMStageConfig(SemanticStageConfig):
     """What :func:`train_lm` trains: the LM of size ``preset`` (``LM_PRESETS``; vocabulary and
     code sizes follow the upstream runs) with the ``train`` hyper-parameters (None: the preset's,
-    ``LM_TRAIN_PRESETS``)."""
+    ``LM_TRAIN_PRESETS``). ``init_from`` (a bundle, ``tiny``, an LM export or run folder):
+    start from its LM's weights (fine-tuning; its config must be the preset's)."""
 
     preset: str = "tiny"
     train: LMTrainConfig | None = None
+    init_from: str | None = None
     TRAIN_PRESETS: ClassVar[dict] = LM_TRAIN_PRESETS
 
 
@@ -170,25 +172,31 @@ def train_lm(config: LMStageConfig, data, out, loop: LoopConfig | None = None, *
     ``rvq/``) and ``tokenizer`` are the upstream run folders or exports."""
     loop = loop or config.loop()
     distributed.setup(allow_cuda=False)  # this stage trains on CPU ranks (gloo) under torchrun
-    out, mulan_dir, tokenizer_dir = Path(out), Path(mulan), Path(tokenizer)
+    out, mulan_dir, tokenizer_dir = Path(out), locate(mulan), locate(tokenizer)
     if not (mulan_dir / "rvq" / "config.json").is_file():
         raise UserError(f"{mulan_dir} has no rvq/ folder: train MuLan with `melody-lab train "
                         f"mulan` (it fits the RVQ at the end)")
-    train = build_cache(data, "train", mulan_dir, tokenizer_dir, out / "cache")
-    valid = build_cache(data, "valid", mulan_dir, tokenizer_dir, out / "cache")
     rvq = ResidualVQ.from_pretrained(mulan_dir / "rvq")
     vocab = SemanticTokenizer.from_pretrained(tokenizer_dir).config.vocab_size
     preset = config.preset
-    cfg = LM_PRESETS[preset].replace(
-        semantic_vocab=vocab, mulan_levels=rvq.config.levels,
-        mulan_codebook_size=rvq.config.codebook_size,
-        max_tokens=min(LM_PRESETS[preset].max_tokens, train["tokens"].shape[1]))
+    cfg = LM_PRESETS[preset].replace(semantic_vocab=vocab, mulan_levels=rvq.config.levels,
+                                     mulan_codebook_size=rvq.config.codebook_size)
+    init, provenance = None, {}
+    if config.init_from is not None:  # checked before anything is written
+        init, provenance = load_init("lm", config.init_from)
+        fields = [f for f in cfg.to_dict() if f != "max_tokens"]  # a length, not a weight shape
+        check_same_config(f"--init-from {config.init_from}", init.config.to_dict(),
+                          cfg.to_dict(), fields)
+    train = build_cache(data, "train", mulan_dir, tokenizer_dir, out / "cache")
+    valid = build_cache(data, "valid", mulan_dir, tokenizer_dir, out / "cache")
     tcfg = config.train
     torch.manual_seed(loop.seed)
-    model = SemanticLM(cfg)
+    model = init if init is not None else SemanticLM(
+        cfg.replace(max_tokens=min(cfg.max_tokens, train["tokens"].shape[1])))
     task = LMTask(model, tcfg, train, valid, total_steps=loop.max_steps)
     record = {"model": component_record(model), "train": tcfg.to_dict(), "preset": preset,
-              "mulan": str(mulan_dir.resolve()), "tokenizer": str(tokenizer_dir.resolve())}
+              "mulan": str(mulan_dir.resolve()), "tokenizer": str(tokenizer_dir.resolve()),
+              **provenance}
     return run_training(task, out, loop, record)
 
 
@@ -237,6 +245,11 @@ def register_cli(subparsers) -> None:
         description="Train the LLaMA-style semantic LM on a built corpus, tokenized with a trained "
         "tokenizer and conditioned on the codes of a trained MuLan + RVQ.")
     add_common_args(parser, list(LM_PRESETS))
-    parser.add_argument("--mulan", required=True, help="MuLan run folder (with rvq/) or export")
-    parser.add_argument("--tokenizer", required=True, help="tokenizer run folder or export")
+    parser.add_argument("--mulan", required=True, help="MuLan run folder (with rvq/), or a bundle "
+                        "folder / 'tiny' (its mulan/ + rvq/)")
+    parser.add_argument("--tokenizer", required=True, help="tokenizer run folder, export, or "
+                        "bundle folder / 'tiny'")
+    parser.add_argument("--init-from", default=None, metavar="BUNDLE_OR_RUN",
+                        help="fine-tune: start from the LM of a bundle folder, 'tiny' (the shipped "
+                        "bundle) or an LM run folder (its config must match --preset)")
     add_loop_args(parser)

@@ -1,0 +1,69 @@
+"""Add ``MODEL_CARD.md`` to the shipped ``tiny`` bundle without touching any other byte of it.
+
+    PYTHONPATH=. python scripts/write_tiny_model_card.py
+
+Writes the card with :func:`melody_lab.io.model_card` (components and settings from the bundle
+itself, recipe and evaluation from docs/tiny_model.md) and re-writes the manifest through
+:func:`melody_lab.io.write_manifest`; every weight and config file keeps its SHA-256 (checked).
+"""
+from __future__ import annotations
+
+import json
+
+from melody_lab.io import MANIFEST, MODEL_CARD, SHIPPED_BUNDLES, model_card, read_json, write_manifest
+from melody_lab.pipeline import MeLoDy
+
+RECIPE = "docs/tiny_model.md, 'The shipped tiny model: how it was trained' (seed 0 everywhere)"
+INFO = {
+    "data": ("the `tiny` corpus preset, `melody-lab data build --preset tiny --out data/tiny "
+             "--seed 0`: 3,619 clips of 5 s at 16 kHz (3,256 train / 178 valid / 185 test) of "
+             "music21 works (O'Neill Irish tunes, Essen folk songs, Bach chorales, ...) rendered "
+             "with the FluidR3 General-MIDI soundfont"),
+    "training": {
+        "tokenizer": {"command": "melody-lab train tokenizer --preset tiny", "wall": "1.7 min"},
+        "mulan": {"command": "melody-lab train mulan --preset tiny --max-minutes 28",
+                  "steps": 2000, "wall": "27.7 min (+ RVQ fit)"},
+        "lm": {"command": "melody-lab train lm --preset tiny --max-steps 1000", "wall": "29.5 min",
+               "validation": "perplexity 3.57 (unigram 211)"},
+        "codec": {"command": "melody-lab train codec --codec vaegan --preset tiny, then decoder-only "
+                  "fine-tuning --init-from ... --freeze-encoder --gan-start-step 0",
+                  "steps": "2,478 + 750 (decoder)", "wall": "about 2 h + 35 min",
+                  "test": "log-mel L1 0.90 -> 0.82 (decoder fine-tuning)"},
+        "denoiser": {"command": "melody-lab train denoiser --crop-seconds 2 --steps 20000 (stopped "
+                     "by hand after step 8,000)", "wall": "30 min latent cache + 73 min",
+                     "validation": "velocity MSE 0.0615, SI-SNRi 14.6 dB (64 valid latents, EMA)"},
+        "recipe": RECIPE,
+        "machine": "2-core Intel Xeon VM shared with other jobs, OMP_NUM_THREADS=1, no GPU",
+    },
+    "evaluation": {
+        "command": "melody-lab ablate ablations/tiny_bundle.yaml --corpus data/tiny",
+        "n": "32 generated 5-s clips (32 test captions) vs 185 real test clips; 95 % bootstrap",
+        "linear, T=10 (default)": {"FAD (features embedder)": 149, "FAD (evalclap embedder)": 0.69,
+                                   "CLAP (evalclap)": 0.31, "MCC": 0.20,
+                                   "attribute accuracy (zero-shot evalclap)": 0.24},
+        "real test clips, attribute accuracy": 0.48,
+    },
+    "limits": ("Trained for about 5 h of CPU time on synthesised (General-MIDI soundfont) folk "
+               "tunes, hymns and songs: it knows those instruments and forms, nothing else. The "
+               "codec is the ceiling on audio quality (hiss between harmonics, weak low "
+               "fundamentals); melody is the least reliable attribute; 16 kHz mono; no vocals. "
+               "See docs/tiny_model.md, 'Known limits'."),
+}
+
+
+def main() -> None:
+    folder = SHIPPED_BUNDLES / "tiny"
+    before = read_json(folder / MANIFEST)["files"]
+    model = MeLoDy.from_pretrained(folder)  # verifies the bundle first
+    parts = {p: getattr(model, p) for p in ("codec", "denoiser", "mulan", "rvq", "tokenizer", "lm")}
+    meta = read_json(folder / "melody.json")
+    (folder / MODEL_CARD).write_text(model_card(parts, meta, INFO), encoding="utf-8")
+    write_manifest(folder)
+    after = read_json(folder / MANIFEST)["files"]
+    changed = [name for name in before if after.get(name) != before[name]]
+    assert not changed, f"files changed: {changed}"
+    print(json.dumps({"added": MODEL_CARD, "sha256": after[MODEL_CARD]}))
+
+
+if __name__ == "__main__":
+    main()
