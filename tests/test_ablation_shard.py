@@ -74,3 +74,15 @@ def test_bad_shard_values_are_refused(value, tmp_path, capsys):
 def test_run_ablation_refuses_bad_shards(shard, tmp_path):
     with pytest.raises(UserError, match="shard"):
         run_ablation(BUNDLE_GRID, tmp_path, shard=shard)
+
+
+def test_launch_without_submitit_names_the_extra(monkeypatch, tmp_path):
+    import sys
+
+    from melody_lab.ablation.launch import launch_shards
+
+    monkeypatch.setitem(sys.modules, "submitit", None)  # as if not installed
+    with pytest.raises(UserError, match=r"melody-lab\[cluster\]"):
+        launch_shards(BUNDLE_GRID, tmp_path, 2, executor="local")
+    with pytest.raises(UserError, match="shards"):
+        launch_shards(BUNDLE_GRID, tmp_path, 0)
