@@ -66,7 +66,8 @@ def test_bad_shard_values_are_refused(value, tmp_path, capsys):
     assert main(["ablate", str(BUNDLE_GRID), "--out", str(tmp_path / "o"), f"--shard={value}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     errors = [line for line in err if "error:" in line]  # argparse: usage, then one error line
-    assert len(errors) == 1 and "--shard" in errors[0] and errors[0] == err[-1] and "Traceback" not in "\n".join(err)
+    assert len(errors) == 1 and "--shard" in errors[0] and errors[0] == err[-1]
+    assert "Traceback" not in "\n".join(err)
     assert not (tmp_path / "o").exists()
 
 
