@@ -72,7 +72,7 @@ def check_shard(shard) -> tuple[int, int] | None:
 
 def tables_lock(out: Path):
     """The exclusive lock every process holds while it rebuilds OUT's tables (or summary, plots)."""
-    return file_lock(Path(out) / "results", "waiting for another shard writing the tables")
+    return file_lock(Path(out) / "results.lock", "waiting for another shard writing the tables")
 
 
 def columns_for(grid: Grid) -> list[str]:

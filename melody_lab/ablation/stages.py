@@ -13,8 +13,9 @@ Finished stages are skipped and interrupted ones resume (the shared loop's check
 sampling axes (schedule, steps, guidance) never reach this module: they never retrain.
 
 Several processes may share one OUT or RUNS folder (``ablate --shard i/N``): each stage's training
-and the corpus build run under an exclusive ``fcntl.flock`` on ``<folder>.lock`` beside it, so a
-stage is trained by one process while the others wait for it and then find it finished.
+runs under an exclusive ``fcntl.flock`` on ``<stage folder>/.lock`` (the corpus build on
+``OUT/data/<name>.lock``), so a stage is trained by one process while the others wait for it and
+then find it finished.
 """
 from __future__ import annotations
 
@@ -33,16 +34,16 @@ def _hash(*parts) -> str:
 
 
 @contextlib.contextmanager
-def file_lock(target: Path, waiting: str | None = None):
-    """Hold an exclusive ``fcntl.flock`` on ``<target>.lock`` (POSIX; the file stays, empty).
+def file_lock(path: Path, waiting: str | None = None):
+    """Hold an exclusive ``fcntl.flock`` on the file ``path`` (POSIX; created empty, and kept).
 
     Blocks while another process holds it, printing ``waiting`` once if it has to wait. The lock is
     released when the block ends or the process dies (a killed holder never leaves it stuck)."""
     import fcntl
 
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f"{target.name}.lock", "a") as handle:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -70,7 +71,8 @@ def prepare_corpus(grid: Grid, out: Path) -> Path:
     folder = out / "data" / f"{data.preset}-seed{data.seed}"
     if (folder / "corpus.json").is_file():
         return folder
-    with file_lock(folder, f"waiting for another process building the corpus {folder}"):
+    with file_lock(folder.parent / f"{folder.name}.lock",
+                   f"waiting for another process building the corpus {folder}"):
         if not (folder / "corpus.json").is_file():
             print(f"[ablate] building the {data.preset} corpus into {folder}")
             build_corpus(folder, get_preset(data.preset), seed=data.seed, progress=False)
@@ -103,7 +105,7 @@ class Stages:
         if stage.finished(folder, steps):
             return folder
         label = label or name
-        with file_lock(folder, f"waiting for another process training {label} into {folder}"):
+        with file_lock(folder / ".lock", f"waiting for another process training {label} into {folder}"):
             if stage.finished(folder, steps):  # the other process finished it while we waited
                 return folder
             return self._train_locked(name, folder, config, label, upstream, **options)
