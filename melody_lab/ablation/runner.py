@@ -11,6 +11,13 @@
 Resumable: a row's key hashes its configuration and every fixed setting, so a restarted run skips
 every configuration whose row file exists (nothing finished is recomputed, nothing is duplicated)
 and a changed setting gives new keys instead of stale rows. Killed mid-row, only that row is redone.
+
+Sharded (``shard=(i, N)``, ``ablate --shard i/N``): the process computes only the rows whose key
+falls to it, ``int(key, 16) % N == i`` (:func:`shard_of`: stable, any process can tell), and writes
+them into the same OUT. Every process rebuilds results.csv/json from all row files present, under
+an exclusive lock on OUT/results.lock, so once every shard has finished the tables are those of a
+single run (timing columns aside). Shared stages are trained once (``stages.file_lock``); the
+control rows (``eval.controls``) belong to shard 0.
 """
 from __future__ import annotations
 
@@ -26,8 +33,10 @@ from typing import Callable
 import numpy as np
 
 from ..io import atomic_write, atomic_write_text
+from ..errors import UserError
 from .grid import Configuration, Grid, load_grid
 from .provenance import provenance
+from .stages import file_lock
 
 #: leading CSV columns (metric columns follow; FAD columns depend on the grid's embedders)
 ID_COLUMNS = ["key", "label", "codec", "denoiser", "denoiser_preset", "schedule", "steps", "guidance",
@@ -39,6 +48,31 @@ TAIL_COLUMNS = ["clap", "clap_low", "clap_high", "clap_model", "clap_status", "m
                 "rtf_decode", "speed_x_realtime", "peak_memory_mb", "memory_kind", "threads",
                 "denoiser_params", "velocity_mse", "si_snri_db", "codec_mr_stft", "codec_si_sdr",
                 "generate_seconds", "row_seconds", "finished_at"]
+
+
+def shard_of(key: str, count: int) -> int:
+    """The shard (0 … count−1) that computes the row with 16-hex-digit ``key``."""
+    return int(key, 16) % count
+
+
+def check_shard(shard) -> tuple[int, int] | None:
+    """``shard`` as ``(i, N)`` with 0 ≤ i < N, or None (unsharded); UserError otherwise."""
+    if shard is None:
+        return None
+    try:
+        index, count = shard
+        valid = all(isinstance(v, int) and not isinstance(v, bool) for v in (index, count)) \
+            and 0 <= index < count
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise UserError(f"shard must be (i, N) with 0 <= i < N, got {shard!r}")
+    return index, count
+
+
+def tables_lock(out: Path):
+    """The exclusive lock every process holds while it rebuilds OUT's tables (or summary, plots)."""
+    return file_lock(Path(out) / "results.lock", "waiting for another shard writing the tables")
 
 
 def columns_for(grid: Grid) -> list[str]:
@@ -107,7 +141,7 @@ def metric_fingerprints(grid: Grid, embedders: dict, skipped: dict, clap_model) 
 def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = False,
                  corpus: str | Path | None = None, runs_dir: str | Path | None = None,
                  on_row: Callable[[dict], None] | None = None, progress: bool = False,
-                 train_only: bool = False) -> list[dict]:
+                 train_only: bool = False, shard: tuple[int, int] | None = None) -> list[dict]:
     """Run (or resume) every configuration of ``grid``; returns the rows in grid order.
 
     ``grid`` is a :class:`Grid` or a path to a grid file (``quick`` applies its ``quick:`` section;
@@ -115,12 +149,15 @@ def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = 
     ``runs_dir`` (default OUT/runs; folders are named by a hash of their settings, so several
     grids may share one runs folder and reuse each other's stages).
     ``on_row(row)`` is called after each newly computed row has been written; ``train_only``
-    stops after training what the unfinished configurations need.
+    stops after training what the unfinished configurations need. ``shard=(i, N)`` computes only
+    the rows with ``shard_of(key, N) == i`` (see the module docstring); the rows returned are then
+    every finished row in OUT, this shard's and the others'.
     """
     from .evaluate import (attribute_class_prompts, build_embedders, column_name, evaluation_set,
                            prompt_targets, real_attribute_accuracy, reference_embeddings)
     from .stages import Stages, prepare_corpus
 
+    shard = check_shard(shard)
     if not isinstance(grid, Grid):
         grid = load_grid(grid, quick=quick, corpus=corpus)
     out = Path(out_dir)
@@ -130,9 +167,11 @@ def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = 
     clap_model, clap_status = _clap_model(grid, embedders, skipped)
     fingerprints = metric_fingerprints(grid, embedders, skipped, clap_model)
     keys = [grid.row_key(c, fingerprints) for c in configs]
-    todo = [(c, k) for c, k in zip(configs, keys) if not (out / "rows" / f"{k}.json").is_file()]
-    print(f"[ablate] {grid.name}: {len(configs)} configurations, {len(configs) - len(todo)} finished "
-          f"earlier, {len(todo)} to run -> {out}")
+    mine = [(c, k) for c, k in zip(configs, keys) if shard is None or shard_of(k, shard[1]) == shard[0]]
+    todo = [(c, k) for c, k in mine if not (out / "rows" / f"{k}.json").is_file()]
+    where = "" if shard is None else f" (shard {shard[0]}/{shard[1]}: {len(mine)} of them)"
+    print(f"[ablate] {grid.name}: {len(configs)} configurations{where}, {len(mine) - len(todo)} "
+          f"finished earlier, {len(todo)} to run -> {out}")
 
     def finished_rows() -> list[dict]:
         return [json.loads((out / "rows" / f"{k}.json").read_text()) for k in keys
@@ -141,7 +180,7 @@ def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = 
     info_path = out / "results.json"
     info = {k: v for k, v in json.loads(info_path.read_text()).items() if k != "rows"} \
         if info_path.is_file() and not todo else {}
-    if grid.eval.controls:
+    if grid.eval.controls and (shard is None or shard[0] == 0):
         from .controls import ROUNDTRIP, SHUFFLED, control_key
 
         controls_todo = any(not (out / "controls" / f"{control_key(n, grid, fingerprints)}.json").is_file()
@@ -182,7 +221,8 @@ def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = 
             row["provenance"] = info["provenance"]
             save_arrays(out / "rows" / f"{key}.npz", row["detail"].pop("per_clip"))
             atomic_write_text(out / "rows" / f"{key}.json", json.dumps(row, indent=1, default=str))
-            write_tables(grid, out, finished_rows(), info)
+            with tables_lock(out):
+                write_tables(grid, out, finished_rows(), info)
             c = row["columns"]
             print(f"[ablate] {c['label']}: " + ", ".join(
                 f"{k}={c[k]:.4g}" for k in c if k.startswith(("fad_", "mcc", "clap", "rtf"))
@@ -194,8 +234,11 @@ def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = 
 
             run_controls(grid, out, configs[0], stages, corpus, prompts, attributes["targets"], embedders,
                          references, clap_model, clap_status, fingerprints, info["provenance"])
-    rows = finished_rows()
-    write_tables(grid, out, rows, info)
+    with tables_lock(out):
+        rows = finished_rows()
+        if not info and info_path.is_file():  # a shard with nothing to do: keep the others' info
+            info = {k: v for k, v in json.loads(info_path.read_text()).items() if k != "rows"}
+        write_tables(grid, out, rows, info)
     return rows
 
 

@@ -11,9 +11,15 @@
 changing a training setting trains into a new folder instead of silently reusing an old one.
 Finished stages are skipped and interrupted ones resume (the shared loop's checkpoints). The
 sampling axes (schedule, steps, guidance) never reach this module: they never retrain.
+
+Several processes may share one OUT or RUNS folder (``ablate --shard i/N``): each stage's training
+runs under an exclusive ``fcntl.flock`` on ``<stage folder>/.lock`` (the corpus build on
+``OUT/data/<name>.lock``), so a stage is trained by one process while the others wait for it and
+then find it finished.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -25,6 +31,29 @@ from .grid import Configuration, Grid
 
 def _hash(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, waiting: str | None = None):
+    """Hold an exclusive ``fcntl.flock`` on the file ``path`` (POSIX; created empty, and kept).
+
+    Blocks while another process holds it, printing ``waiting`` once if it has to wait. The lock is
+    released when the block ends or the process dies (a killed holder never leaves it stuck)."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting:
+                print(f"[ablate] {waiting}", flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def prepare_corpus(grid: Grid, out: Path) -> Path:
@@ -40,9 +69,13 @@ def prepare_corpus(grid: Grid, out: Path) -> Path:
     from ..data.presets import get_preset
 
     folder = out / "data" / f"{data.preset}-seed{data.seed}"
-    if not (folder / "corpus.json").is_file():
-        print(f"[ablate] building the {data.preset} corpus into {folder}")
-        build_corpus(folder, get_preset(data.preset), seed=data.seed, progress=False)
+    if (folder / "corpus.json").is_file():
+        return folder
+    with file_lock(folder.parent / f"{folder.name}.lock",
+                   f"waiting for another process building the corpus {folder}"):
+        if not (folder / "corpus.json").is_file():
+            print(f"[ablate] building the {data.preset} corpus into {folder}")
+            build_corpus(folder, get_preset(data.preset), seed=data.seed, progress=False)
     return folder
 
 
@@ -66,11 +99,20 @@ class Stages:
     # -- bookkeeping ------------------------------------------------------------------------
     def _train(self, name: str, folder: Path, config, label: str | None = None,
                upstream: dict[str, Path] | None = None, **options) -> Path:
-        """Train stage ``name`` into ``folder`` unless it is finished there (resuming if begun)."""
+        """Train stage ``name`` into ``folder`` unless it is finished there (resuming if begun);
+        under :func:`file_lock`, so two processes never train the same folder at once."""
         stage, steps = STAGES[name], self.steps.get(name)
         if stage.finished(folder, steps):
             return folder
         label = label or name
+        with file_lock(folder / ".lock", f"waiting for another process training {label} into {folder}"):
+            if stage.finished(folder, steps):  # the other process finished it while we waited
+                return folder
+            return self._train_locked(name, folder, config, label, upstream, **options)
+
+    def _train_locked(self, name: str, folder: Path, config, label: str,
+                      upstream: dict[str, Path] | None, **options) -> Path:
+        stage, steps = STAGES[name], self.steps.get(name)
         print(f"[ablate] training {label} into {folder}")
         self.log.append(f"trained {label}: {folder}")
         loop = stage.loop(config, steps, self.seed, self.max_minutes, self.progress)
