@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import UserError
+from ._args import bounded
 
 MODES = ("text", "audio prompt", "continue", "inpaint")
 HOST = "127.0.0.1"
@@ -257,14 +258,7 @@ def serve(session: DemoSession, port: int = 7860, block: bool = True):
 
 
 # -- the command ----------------------------------------------------------------------------------
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port must lie in [0, 65535], got {port}")
-    return port
+_port = bounded(int, 0, 65535, "port")
 
 
 def register(subparsers) -> None:
