@@ -8,6 +8,8 @@ names a value the clip does not have.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 GENRE_FORMS = {
@@ -153,3 +155,79 @@ def make_captions(attributes: dict, rng: np.random.Generator, count: int) -> lis
         if len(captions) == count:
             break
     return captions
+
+
+# -- counterfactual captions (contrastive hard negatives) -----------------------------------------
+TONICS = ["C", "C#", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
+_KEY_RE = re.compile(r"\b([A-G][#b]?) (major|minor|Dorian|Mixolydian|Lydian|Phrygian|Locrian)\b")
+_BPM_RE = re.compile(r"\b(\d{2,3})( bpm| beats per minute)")
+# the swappable vocabularies: attribute → {value: surface forms}
+_SWAPS = {"tempo_word": TEMPO_FORMS, "instrument": INSTRUMENT_FORMS, "genre": GENRE_FORMS}
+_OPPOSITE_TEMPO = {"slow": ["lively", "fast"], "moderate": ["slow", "fast"],
+                   "lively": ["slow"], "fast": ["slow"]}
+
+
+def _find_form(caption: str, forms: dict[str, list[str]]) -> tuple[str, re.Match] | None:
+    """The first (longest) surface form of ``forms`` in ``caption`` → (its value, the match)."""
+    best = None
+    for value, phrases in forms.items():
+        for phrase in phrases:
+            m = re.search(rf"(?<![\w-]){re.escape(phrase)}(?![\w-])", caption, flags=re.IGNORECASE)
+            if m and (best is None or len(m.group(0)) > len(best[1].group(0))):
+                best = (value, m)
+    return best
+
+
+def _splice(caption: str, m: re.Match, new: str) -> str:
+    if m.start() == 0:
+        new = new[:1].upper() + new[1:]
+    return caption[: m.start()] + new + caption[m.end():]
+
+
+def counterfactual_captions(caption: str, rng: np.random.Generator, count: int) -> list[str]:
+    """Up to ``count`` captions that each change ONE attribute ``caption`` names to a false value.
+
+    Found in the text itself: the key (``"D minor"`` → another tonic/mode), the bpm (scaled by
+    0.6 or 1.6), the tempo word (to an opposite tempo: slow ↔ lively/fast), the instrument and the
+    genre (to another one of the vocabulary). Used as extra negatives for the audio → text
+    direction of MuLan's contrastive loss, so that the towers must tell apart captions that
+    differ in a single word. Empty when the caption names none of these.
+    """
+    makers = []
+    key = _KEY_RE.search(caption)
+    if key:
+        def new_key(m=key):
+            while True:
+                tonic = TONICS[int(rng.integers(len(TONICS)))]
+                mode = ["major", "minor"][int(rng.integers(2))]
+                if (tonic, mode) != (m.group(1), m.group(2)):
+                    return _splice(caption, m, f"{tonic} {mode}")
+        makers.append(new_key)
+    bpm = _BPM_RE.search(caption)
+    if bpm:
+        def new_bpm(m=bpm):
+            factor = 0.6 if rng.random() < 0.5 else 1.6
+            return caption[: m.start(1)] + str(round(int(m.group(1)) * factor)) + caption[m.end(1):]
+        makers.append(new_bpm)
+    for attribute, forms in _SWAPS.items():
+        found = _find_form(caption, forms)
+        if not found:
+            continue
+        value, m = found
+        if attribute == "tempo_word":
+            choices = _OPPOSITE_TEMPO[value]
+        else:
+            choices = [v for v in forms if v != value]
+
+        def swap(m=m, forms=forms, choices=choices):
+            other = choices[int(rng.integers(len(choices)))]
+            return _splice(caption, m, _pick(rng, forms[other]))
+        makers.append(swap)
+    out: list[str] = []
+    for _ in range(4 * count):
+        if not makers or len(out) == count:
+            break
+        text = makers[int(rng.integers(len(makers)))]()
+        if text != caption and text not in out:
+            out.append(text)
+    return out

@@ -1,8 +1,12 @@
 """``melody-lab train mulan``: contrastive MuLan training, then the RVQ of its embeddings.
 
-The audio side is cached as log-mels (the mel transform has no parameters) and the frozen text
-tower's MiniLM features are computed once per distinct caption, so a step costs only the audio
-tower, the text projection and the loss. Each step draws a batch of clips, one of each clip's
+The audio side is cached as the tower's input features (log-mel, or mel + chroma + onset: no
+parameters) and the frozen text tower's MiniLM features are computed once per distinct caption
+(and once per counterfactual caption, below), so a step costs only the audio tower, the text
+projection and the loss. With ``hard_negatives = K``, each clip's audio → text row also scores K
+captions that differ from its caption in one attribute (key, bpm, tempo word, instrument or
+genre; ``data.captions.counterfactual_captions``, drawn once with the stage's seed): negatives
+that only a model hearing that attribute can rank below the true caption. Each step draws a batch of clips, one of each clip's
 captions at random, and a random crop of ``crop_seconds`` from each, with the loop's per-step
 generator (exact resume). Validation ranks the valid clips by their main caption.
 
@@ -16,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from ..config import Config
+from ..data.captions import counterfactual_captions
 from ..data.splits import Split, load_split
 from ..io import component_record
 from ..semantic.mulan import MULAN_PRESETS, MuLan
@@ -39,12 +45,13 @@ class MuLanTrainConfig(Config):
     crop_seconds: float = 4.0
     steps: int = 3000  # default --max-steps (also the length of the cosine schedule)
     val_every: int = 250
+    hard_negatives: int = 0  # counterfactual captions per caption (audio → text negatives)
 
 
 MULAN_TRAIN_PRESETS = {
     "micro": MuLanTrainConfig(batch_size=16, lr=3e-3, warmup_steps=10, crop_seconds=1.5,
                               steps=150, val_every=50),
-    "tiny": MuLanTrainConfig(batch_size=128, steps=2000),
+    "tiny": MuLanTrainConfig(batch_size=128, steps=2000, hard_negatives=4),
     "paper": MuLanTrainConfig(batch_size=512, lr=3e-4, warmup_steps=2000, crop_seconds=10.0,
                               steps=200_000, val_every=2000),
     "paper_micro": MuLanTrainConfig(batch_size=16, lr=3e-3, warmup_steps=10, crop_seconds=1.5,
@@ -63,8 +70,27 @@ class MuLanStageConfig(SemanticStageConfig):
 
 
 @torch.no_grad()
-def cached_mels(model: MuLan, audio: torch.Tensor, batch: int = 64) -> torch.Tensor:
-    return torch.cat([model.mel(audio[i: i + batch]) for i in range(0, len(audio), batch)])
+def cached_features(model: MuLan, audio: torch.Tensor, batch: int = 64) -> torch.Tensor:
+    """Audio ``[N, T]`` → the audio tower's input features ``[N, C, frames]`` (``MuLan.features``)."""
+    return torch.cat([model.features(audio[i: i + batch]) for i in range(0, len(audio), batch)])
+
+
+def counterfactual_table(captions: list[str], count: int, seed: int
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``U`` captions → MiniLM features of ``count`` counterfactuals each ``[U, count, 384]`` and
+    a mask ``[U, count]`` of the ones that exist (a caption naming no swappable attribute has none)."""
+    rng = np.random.default_rng(seed)
+    variants = [counterfactual_captions(c, rng, count) for c in captions]
+    unique, flat = caption_index([v for vs in variants for v in vs])
+    feats = encode_captions(unique)
+    table = torch.zeros(len(captions), count, feats.shape[1])
+    mask = torch.zeros(len(captions), count, dtype=torch.bool)
+    offset = 0
+    for i, vs in enumerate(variants):
+        table[i, : len(vs)] = feats[flat[offset: offset + len(vs)]]
+        mask[i, : len(vs)] = True
+        offset += len(vs)
+    return table, mask
 
 
 class MuLanTask:
@@ -73,15 +99,18 @@ class MuLanTask:
     name = "mulan"
 
     def __init__(self, model: MuLan, cfg: MuLanTrainConfig, train: Split, valid: Split,
-                 total_steps: int):
+                 total_steps: int, seed: int = 0):
         self.model, self.cfg, self.total = model, cfg, total_steps
-        self.mels = cached_mels(model, train.audio)  # [N, n_mels, frames]
+        self.mels = cached_features(model, train.audio)  # [N, C, frames]
         with torch.no_grad():
             flat = self.mels.transpose(1, 2).reshape(-1, self.mels.shape[1])
             model.audio_tower.mel_mean.copy_(flat.mean(0)[:, None])
             model.audio_tower.mel_std.copy_(flat.std(0).clamp(min=1e-3)[:, None])
         unique, flat_idx = caption_index([c for cs in train.caption_lists for c in cs])
         self.text_feats = encode_captions(unique)  # the text-tower cache: [U, 384]
+        self.hard = self.hard_mask = None
+        if cfg.hard_negatives:  # [U, K, 384] and [U, K]
+            self.hard, self.hard_mask = counterfactual_table(unique, cfg.hard_negatives, seed)
         width = max(len(cs) for cs in train.caption_lists)
         self.cap_count = torch.tensor([len(cs) for cs in train.caption_lists])
         self.cap_table = torch.zeros(len(train.caption_lists), width, dtype=torch.long)
@@ -90,9 +119,11 @@ class MuLanTask:
             self.cap_table[i, : len(cs)] = flat_idx[offset: offset + len(cs)]
             offset += len(cs)
         self.cap_idx = self.cap_table[:, 0]  # the main caption of each clip
-        self.val_mels = cached_mels(model, valid.audio)
+        self.val_mels = cached_features(model, valid.audio)
         val_unique, self.val_cap_idx = caption_index(valid.captions)
         self.val_text_feats = encode_captions(val_unique)
+        # every caption's counterfactuals, for the validation's one-attribute discrimination
+        self.val_hard, self.val_hard_mask = counterfactual_table(val_unique, 4, seed + 1)
         c = model.config
         self.crop = min(self.mels.shape[-1], int(cfg.crop_seconds * c.sample_rate / c.hop_length))
         distributed.broadcast_parameters(model)
@@ -111,9 +142,13 @@ class MuLanTask:
         choice = (torch.rand(len(idx), generator=generator) * self.cap_count[idx]).long()
         mel = torch.stack([self.mels[i, :, s: s + self.crop] for i, s in zip(idx, starts)])
         caps = self.cap_table[idx, choice]
-        audio_emb = self.model.embed_mel(mel)
+        audio_emb = self.model.embed_features(mel)
         text_emb = self.model.embed_sentence_features(self.text_feats[caps])
-        loss = self.model.contrastive_loss(audio_emb, text_emb, caps)
+        hard = mask = None
+        if self.hard is not None:
+            hard = self.model.embed_sentence_features(self.hard[caps])  # [B, K, E]
+            mask = self.hard_mask[caps]
+        loss = self.model.contrastive_loss(audio_emb, text_emb, caps, hard, mask)
         set_lr(self.opt, lr_at(step, self.cfg.lr, self.cfg.warmup_steps, self.total))
         self.opt.zero_grad()
         loss.backward()
@@ -123,15 +158,22 @@ class MuLanTask:
         return {"loss": loss.item(), "temp": 1 / self.model.log_inv_temperature.exp().item()}
 
     def embed_split(self, mels: torch.Tensor, feats: torch.Tensor, cap_idx: torch.Tensor):
-        audio = torch.cat([self.model.embed_mel(mels[i: i + 64]) for i in range(0, len(mels), 64)])
+        audio = torch.cat([self.model.embed_features(mels[i: i + 64])
+                           for i in range(0, len(mels), 64)])
         return self.model.embed_sentence_features(feats)[cap_idx], audio
 
     def validate(self) -> dict[str, float]:
         text, audio = self.embed_split(self.val_mels, self.val_text_feats, self.val_cap_idx)
         m = retrieval_metrics(text, audio, self.val_cap_idx)
         loss = self.model.contrastive_loss(audio, text, self.val_cap_idx).item()
-        return {"loss": loss, **{k: m[k] for k in ("r@1", "r@10", "median_rank",
-                                                   "caption_r@1", "mcc")}}
+        # one-attribute discrimination: does a clip score its caption above every counterfactual?
+        hard = self.model.embed_sentence_features(self.val_hard)[self.val_cap_idx]  # [N, 4, E]
+        true = (audio * text).sum(-1, keepdim=True)
+        other = torch.einsum("ne,nke->nk", audio, hard).masked_fill(
+            ~self.val_hard_mask[self.val_cap_idx], -2.0)
+        counterfactual_acc = (true > other).all(-1).float().mean().item()
+        return {"loss": loss, "counterfactual_acc": counterfactual_acc,
+                **{k: m[k] for k in ("r@1", "r@10", "median_rank", "caption_r@1", "mcc")}}
 
     @torch.no_grad()
     def fit_rvq(self, out_dir: Path, seed: int) -> ResidualVQ:
@@ -158,8 +200,8 @@ def train_mulan(config: MuLanStageConfig, data: str | Path, out: str | Path,
     model = MuLan(cfg)
     train = load_split(data, "train", cfg.sample_rate)
     valid = load_split(data, "valid", cfg.sample_rate)
-    task = MuLanTask(model, tcfg, train, valid, total_steps=loop.max_steps)
-    del train, valid  # the task keeps log-mels only; free the raw audio
+    task = MuLanTask(model, tcfg, train, valid, total_steps=loop.max_steps, seed=loop.seed)
+    del train, valid  # the task keeps the features only; free the raw audio
     record = {"model": component_record(model), "train": tcfg.to_dict(), "preset": config.preset}
     state = run_training(task, out, loop, record)
     task.fit_rvq(Path(out) / "rvq", seed=loop.seed)
