@@ -56,6 +56,8 @@ class MeLoDyConfig(Config):
     guidance: float = 2.5          # paper: w = 2.5 for all samples
     temperature: float = 1.0
     top_k: int | None = 50
+    lm_guidance: float = 1.0       # the LM's classifier-free guidance (1: none; ≠ 1 needs an LM
+    #                                trained with cond_dropout > 0; our addition, not the paper's)
     crossfade_seconds: float = 0.02
     max_duration_seconds: float = MAX_DURATION_SECONDS
     names: dict = field(default_factory=lambda: {"codec": "vaegan", "denoiser": "dpd"})
@@ -275,7 +277,8 @@ class MeLoDy:
         window = None if step is None else most - step
         return self.lm.continue_tokens(codes, previous, num_tokens, window=window,
                                        temperature=self.config.temperature,
-                                       top_k=self.config.top_k, seed=seed)
+                                       top_k=self.config.top_k, seed=seed,
+                                       guidance=self.config.lm_guidance)
 
     def _token_provider(self, tokens: torch.Tensor):
         def provide(start: int, end: int) -> torch.Tensor:

@@ -96,7 +96,8 @@ def _replace(base: list[str], flag: str, value: str) -> list[str]:
     return argv
 
 
-COMMON = ["--out", "--format", "--bundle", "--steps", "--schedule", "--guidance", "--seed"]
+COMMON = ["--out", "--format", "--bundle", "--steps", "--schedule", "--guidance", "--lm-guidance",
+          "--seed"]
 COMMANDS = {
     "generate": (["generate", "a jig", "--duration", "0.2", "--steps", "1"],
                  ["1", "--prompts", "--prompt-audio", "--num-samples", "--batch-size", "--duration",

@@ -53,6 +53,8 @@ def _user(check):
 
 seed = bounded(int, 0, MAX_SEED, "seed")
 guidance = bounded(float, *GUIDANCE_RANGE, "guidance")
+LM_GUIDANCE_RANGE = (0.0, 20.0)
+lm_guidance = bounded(float, *LM_GUIDANCE_RANGE, "lm-guidance")
 prompt = _user(check_text)
 
 

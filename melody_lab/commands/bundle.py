@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from . import _args
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -19,6 +21,9 @@ def register(subparsers) -> None:
     g.add_argument("--steps", type=int, default=None, help="diffusion steps (default 10)")
     g.add_argument("--schedule", default=None, help="angle schedule name (default linear)")
     g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance (default 2.5)")
+    g.add_argument("--lm-guidance", type=_args.lm_guidance, default=None, metavar="G",
+                   help="the semantic LM's classifier-free guidance (default 1 = none; other "
+                        "values need an LM trained with cond_dropout > 0)")
     g.add_argument("--context-chunks", type=int, default=None, metavar="C",
                    help="chunks of known context per continuation window (default M − 1, the "
                         "paper's slide by one chunk; smaller is faster)")
@@ -32,6 +37,7 @@ def _run(args) -> int:
 
     overrides = {k: v for k, v in (("steps", args.steps), ("schedule", args.schedule),
                                    ("guidance", args.guidance),
+                                   ("lm_guidance", args.lm_guidance),
                                    ("context_chunks", args.context_chunks)) if v is not None}
     if args.steps is not None and args.steps < 1:
         raise UserError(f"--steps must be >= 1, got {args.steps}")
@@ -39,6 +45,7 @@ def _run(args) -> int:
         get_schedule(args.schedule)  # an unknown name is a one-line error listing the known ones
     model = pipeline_from_runs(args.codec, args.mulan, args.tokenizer, args.lm, args.denoiser,
                                **overrides)
+    model.lm.check_guidance(model.config.lm_guidance)  # before anything is written
     chunks = model.config.num_chunks
     if args.context_chunks is not None and not 1 <= args.context_chunks < chunks:
         raise UserError(f"--context-chunks must be between 1 and {chunks - 1} (the denoiser's "

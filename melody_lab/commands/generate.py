@@ -39,6 +39,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="angle schedule (default: the bundle's, linear)")
     p.add_argument("--guidance", type=_args.guidance, default=None,
                    help="classifier-free guidance scale w in [0, 50] (default: the bundle's, 2.5)")
+    p.add_argument("--lm-guidance", type=_args.lm_guidance, default=None, metavar="G",
+                   help="the semantic LM's classifier-free guidance in [0, 20] (default: the "
+                   "bundle's, 1 = none; other values need an LM trained with cond_dropout)")
     p.add_argument("--seed", type=_args.seed, default=0,
                    help=f"random seed in [0, {MAX_SEED}]: same seed, same audio")
     p.add_argument("--threads", type=_threads, default=None,
@@ -128,6 +131,9 @@ def _model(args, text: bool = True):
 
     started = time.perf_counter()
     model = MeLoDy.from_pretrained(args.bundle)
+    if args.lm_guidance is not None:  # a sampling setting of the bundle, overridden for this run
+        model.lm.check_guidance(args.lm_guidance)
+        model.config = model.config.replace(lm_guidance=args.lm_guidance)
     if text:
         model.mulan.embed_text(["warm-up"])
     args.load_seconds = time.perf_counter() - started
@@ -176,6 +182,7 @@ def _sidecar_record(args, model, call: dict, index: int, audio_path: Path, sampl
         "seed": call["seed"], "steps": args.steps or model.config.steps,
         "schedule": args.schedule or model.config.schedule,
         "guidance": model.config.guidance if args.guidance is None else args.guidance,
+        "lm_guidance": model.config.lm_guidance,
         "call": call, "batch_index": index,
         "bundle": {"name": args.bundle, "path": str(folder.resolve()),
                    "manifest_sha256": sha256(manifest) if manifest.is_file() else None},

@@ -8,9 +8,16 @@ that predict ``s_1 … s_T`` (the last MuLan position predicts ``s_1``).
 Sampling is KV-cached, with temperature and top-k, from a seeded ``torch.Generator``.
 Long outputs use a sliding window: the MuLan prefix stays, and only the last ``window`` semantic
 tokens are kept as context, so positions never exceed ``L + max_tokens`` (what was trained).
+
+Classifier-free guidance (our addition; MusicGen-style, the paper guides only the diffusion side):
+with ``cond_dropout > 0`` the model owns a learnt *null prefix* ``[levels, dim]`` that replaces the
+MuLan prefix embeddings of a training sequence with probability ``cond_dropout``. Sampling with
+``guidance = w ≠ 1`` runs each sequence twice in one batch, with its prefix and with the null
+prefix, and samples from ``uncond + w · (cond − uncond)`` logits; ``w = 1`` is plain sampling.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -35,19 +42,23 @@ class SemanticLMConfig(Config):
     max_tokens: int = 125  # semantic tokens per training sequence (5 s at 25 Hz)
     dropout: float = 0.1
     rope_base: float = 10000.0
+    cond_dropout: float = 0.0  # P(MuLan prefix → learnt null prefix) per training sequence (CFG);
+    #                            0: no null prefix, sampling with guidance ≠ 1 is refused
 
 
 LM_PRESETS = {
     "micro": SemanticLMConfig(semantic_vocab=16, mulan_levels=4, mulan_codebook_size=8, dim=64,
-                              num_layers=2, num_heads=4, mlp_hidden=128, max_tokens=50, dropout=0.0),
-    "tiny": SemanticLMConfig(),
+                              num_layers=2, num_heads=4, mlp_hidden=128, max_tokens=50, dropout=0.0,
+                              cond_dropout=0.1),
+    "tiny": SemanticLMConfig(cond_dropout=0.1),
     # Paper: 429.5M parameters, 10 s targets (250 tokens), vocab 1024, 12 × 1024 MuLan codes.
     "paper": SemanticLMConfig(semantic_vocab=1024, mulan_codebook_size=1024, dim=1536,
-                              num_layers=15, num_heads=16, mlp_hidden=3840, max_tokens=250),
+                              num_layers=15, num_heads=16, mlp_hidden=3840, max_tokens=250,
+                              cond_dropout=0.1),
     # 2-s targets (50 tokens), 12 MuLan levels as in the paper, micro widths
     "paper_micro": SemanticLMConfig(semantic_vocab=16, mulan_levels=12, mulan_codebook_size=8,
                                     dim=64, num_layers=2, num_heads=4, mlp_hidden=128,
-                                    max_tokens=50, dropout=0.0),
+                                    max_tokens=50, dropout=0.0, cond_dropout=0.1),
 }
 
 
@@ -88,6 +99,8 @@ class SemanticLM(nn.Module):
 
     def __init__(self, cfg: SemanticLMConfig):
         super().__init__()
+        if not 0.0 <= cfg.cond_dropout < 1.0:
+            raise UserError(f"cond_dropout must lie in [0, 1), got {cfg.cond_dropout}")
         self.config = cfg
         c = cfg
         self.embed = nn.Embedding(c.semantic_vocab + c.mulan_levels * c.mulan_codebook_size, c.dim)
@@ -95,6 +108,11 @@ class SemanticLM(nn.Module):
         self.norm = RMSNorm(c.dim)
         self.head = nn.Linear(c.dim, c.semantic_vocab, bias=False)
         self.apply(self._init)
+        if c.cond_dropout > 0:  # its own fixed stream: the global RNG (the other weights and
+            #                     whatever is drawn after building the model) is left untouched
+            null = torch.empty(c.mulan_levels, c.dim).normal_(
+                std=0.02, generator=torch.Generator().manual_seed(0))
+            self.null_prefix = nn.Parameter(null)  # [levels, dim], replaces the prefix embeddings
 
     @staticmethod
     def _init(m: nn.Module) -> None:
@@ -115,18 +133,36 @@ class SemanticLM(nn.Module):
         levels = torch.arange(c.mulan_levels, device=mulan_codes.device)
         return c.semantic_vocab + levels * c.mulan_codebook_size + mulan_codes.long()
 
-    def forward(self, ids: torch.Tensor, start: int = 0, cache: list | None = None) -> torch.Tensor:
-        """Embedding ids ``[B, S]`` at positions ``start …`` → semantic logits ``[B, S, V]``."""
+    @property
+    def has_null_prefix(self) -> bool:
+        """Whether the model was built for classifier-free guidance (``cond_dropout > 0``)."""
+        return hasattr(self, "null_prefix")
+
+    def forward(self, ids: torch.Tensor, start: int = 0, cache: list | None = None,
+                null: torch.Tensor | None = None) -> torch.Tensor:
+        """Embedding ids ``[B, S]`` at positions ``start …`` → semantic logits ``[B, S, V]``.
+
+        ``null [B]`` (bool): sequences whose MuLan prefix (positions ``0 … levels − 1``, so only
+        with ``start == 0``) is replaced by the learnt null prefix.
+        """
         x = self.embed(ids)
+        if null is not None:
+            levels = self.config.mulan_levels
+            if start != 0 or ids.shape[1] < levels or not self.has_null_prefix:
+                raise ValueError("null needs the whole MuLan prefix (start 0) and a null prefix")
+            prefix = torch.where(null[:, None, None], self.null_prefix.to(x.dtype), x[:, :levels])
+            x = torch.cat([prefix, x[:, levels:]], dim=1)
         positions = torch.arange(start, start + ids.shape[1], device=ids.device)
         for i, block in enumerate(self.blocks):
             x = block(x, positions, None if cache is None else cache[i])
         return self.head(self.norm(x))
 
-    def loss(self, mulan_codes: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy (nats) of semantic ``tokens [B, T]`` given ``mulan_codes [B, L]``."""
+    def loss(self, mulan_codes: torch.Tensor, tokens: torch.Tensor,
+             null: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean cross-entropy (nats) of semantic ``tokens [B, T]`` given ``mulan_codes [B, L]``;
+        ``null [B]`` (bool): sequences conditioned on the null prefix instead (CFG dropout)."""
         ids = torch.cat([self.prefix_ids(mulan_codes), tokens.long()], dim=1)
-        logits = self(ids[:, :-1])[:, mulan_codes.shape[1] - 1:]
+        logits = self(ids[:, :-1], null=null)[:, mulan_codes.shape[1] - 1:]
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1).long())
 
     # -- sampling ------------------------------------------------------------------------------
@@ -143,37 +179,67 @@ class SemanticLM(nn.Module):
         return torch.multinomial(probs.cpu(), 1, generator=gen)[:, 0].to(logits.device)
 
     @torch.no_grad()
+    def _next_logits(self, ids: torch.Tensor, start: int, cache: list | None,
+                     guidance: float) -> torch.Tensor:
+        """Logits ``[B, V]`` after ids ``[B, S]`` at positions ``start …``; with ``guidance ≠ 1``
+        the batch runs twice as ``[2B, S]`` (with its prefix, then with the null prefix, which
+        only the call at ``start == 0`` holds) and the logits are ``u + guidance · (c − u)``."""
+        if guidance == 1.0:
+            return self(ids, start, cache)[:, -1]
+        b = len(ids)
+        null = (torch.arange(2 * b, device=ids.device) >= b) if start == 0 else None
+        cond, uncond = self(torch.cat([ids, ids]), start, cache, null)[:, -1].chunk(2)
+        return uncond + guidance * (cond - uncond)
+
+    @torch.no_grad()
     def _extend(self, prompt: torch.Tensor, num_new: int, temperature: float, top_k: int | None,
-                gen: torch.Generator, use_cache: bool) -> torch.Tensor:
-        """Sample ``num_new`` tokens after embedding ids ``prompt [B, P]`` → ``[B, num_new]``."""
+                gen: torch.Generator, use_cache: bool, guidance: float = 1.0) -> torch.Tensor:
+        """Sample ``num_new`` tokens after embedding ids ``prompt [B, P]`` → ``[B, num_new]``
+        (``guidance``: see :meth:`_next_logits`; the KV cache then holds both branches)."""
         new = []
         if use_cache:
             cache = [{} for _ in self.blocks]
-            logits = self(prompt, 0, cache)[:, -1]
+            logits = self._next_logits(prompt, 0, cache, guidance)
             for i in range(num_new):
                 new.append(self._pick(logits, temperature, top_k, gen))
                 if i + 1 < num_new:
-                    logits = self(new[-1][:, None], prompt.shape[1] + i, cache)[:, -1]
+                    logits = self._next_logits(new[-1][:, None], prompt.shape[1] + i, cache,
+                                               guidance)
         else:
             ids = prompt
             for _ in range(num_new):
-                new.append(self._pick(self(ids)[:, -1], temperature, top_k, gen))
+                new.append(self._pick(self._next_logits(ids, 0, None, guidance), temperature,
+                                      top_k, gen))
                 ids = torch.cat([ids, new[-1][:, None]], dim=1)
         return torch.stack(new, dim=1)
+
+    def check_guidance(self, guidance: float) -> float:
+        """``guidance`` as a float, refused (UserError) when not finite, negative, or ≠ 1 without a
+        null prefix."""
+        if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) \
+                or not math.isfinite(guidance) or guidance < 0:
+            raise UserError(f"LM guidance must be a finite number >= 0, got {guidance!r}")
+        if guidance != 1.0 and not self.has_null_prefix:
+            raise UserError(f"LM guidance {guidance:g} needs an LM trained with cond_dropout > 0 "
+                            f"(a learnt null prefix); this one has cond_dropout "
+                            f"{self.config.cond_dropout:g}: use guidance 1")
+        return float(guidance)
 
     @torch.no_grad()
     def continue_tokens(self, mulan_codes: torch.Tensor, previous_tokens: torch.Tensor,
                         num_new: int, window: int | None = None, temperature: float = 1.0,
-                        top_k: int | None = None, seed: int = 0,
-                        use_cache: bool = True) -> torch.Tensor:
+                        top_k: int | None = None, seed: int = 0, use_cache: bool = True,
+                        guidance: float = 1.0) -> torch.Tensor:
         """Append ``num_new`` tokens → ``[B, P + num_new]`` (the first ``P`` are ``previous_tokens``).
 
         Each chunk sees the MuLan prefix plus the last ``window`` tokens so far (default
         ``max_tokens // 2``) and samples up to ``max_tokens − window`` new ones; then the window slides.
         The slide is the step ``max_tokens − window``: the paper's is one diffusion chunk
         (``MeLoDyConfig.lm_step_tokens``, e.g. 62 of 250 tokens at M = 4).
+        ``guidance``: classifier-free guidance scale (1: none; ≠ 1 needs ``cond_dropout > 0``).
         """
         c = self.config
+        guidance = self.check_guidance(guidance)
         window = c.max_tokens // 2 if window is None else window
         if not 0 <= window < c.max_tokens:
             raise UserError(f"window must lie in [0, {c.max_tokens}) (max_tokens), got {window}")
@@ -187,18 +253,22 @@ class SemanticLM(nn.Module):
             ctx = out[:, out.shape[1] - min(window, out.shape[1]):]
             n = min(remaining, c.max_tokens - ctx.shape[1])
             prompt = torch.cat([prefix, ctx], dim=1)
-            out = torch.cat([out, self._extend(prompt, n, temperature, top_k, gen, use_cache)], 1)
+            out = torch.cat([out, self._extend(prompt, n, temperature, top_k, gen, use_cache,
+                                                guidance)], 1)
             remaining -= n
         self.train(was_training)
         return out
 
     @torch.no_grad()
     def generate(self, mulan_codes: torch.Tensor, num_tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, seed: int = 0, use_cache: bool = True) -> torch.Tensor:
-        """MuLan codes ``[B, levels]`` → semantic tokens ``[B, num_tokens]`` (seeded sampling)."""
+                 top_k: int | None = None, seed: int = 0, use_cache: bool = True,
+                 guidance: float = 1.0) -> torch.Tensor:
+        """MuLan codes ``[B, levels]`` → semantic tokens ``[B, num_tokens]`` (seeded sampling;
+        ``guidance``: see :meth:`continue_tokens`)."""
         empty = torch.zeros(len(mulan_codes), 0, dtype=torch.long, device=mulan_codes.device)
         return self.continue_tokens(mulan_codes, empty, num_tokens, temperature=temperature,
-                                    top_k=top_k, seed=seed, use_cache=use_cache)
+                                    top_k=top_k, seed=seed, use_cache=use_cache,
+                                    guidance=guidance)
 
 
 LMS: Registry = Registry("lm")

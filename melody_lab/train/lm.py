@@ -5,7 +5,9 @@ from the clip's audio embedding and from its caption's text embedding — and ca
 ``OUT/cache/<split>.safetensors`` (reused while the MuLan and tokenizer checkpoints are the same).
 Each training example uses the caption codes with probability ``text_prob`` and the audio codes
 otherwise: at generation time the codes come from a text prompt, so the LM must know both sides
-of MuLan's modality gap. Validation reports perplexity (exp of the mean token cross-entropy)
+of MuLan's modality gap. With the preset's ``cond_dropout > 0`` (classifier-free guidance, see
+:mod:`melody_lab.semantic.lm`) a sequence's codes are replaced by the learnt null prefix with that
+probability, drawn from the step's generator (resume stays exact). Validation reports perplexity (exp of the mean token cross-entropy)
 with audio codes and with caption codes, next to the unigram baseline fitted on the train tokens.
 """
 from __future__ import annotations
@@ -141,7 +143,10 @@ class LMTask:
         which = torch.randint(0, text_codes.shape[1], (len(idx),), generator=generator)
         codes = torch.where(use_text[:, None], text_codes[torch.arange(len(idx)), which],
                             self.train["audio_codes"][idx])
-        loss = self.model.loss(codes, self._crop(tokens[idx], starts))
+        null = None  # CFG dropout: drawn only when asked, so runs without it keep their stream
+        if self.model.config.cond_dropout > 0:
+            null = torch.rand(len(idx), generator=generator) < self.model.config.cond_dropout
+        loss = self.model.loss(codes, self._crop(tokens[idx], starts), null)
         set_lr(self.opt, lr_at(step, self.cfg.lr, self.cfg.warmup_steps, self.total))
         self.opt.zero_grad()
         loss.backward()
@@ -166,6 +171,17 @@ class LMTask:
                 "ppl_unigram": math.exp(self.unigram)}
 
 
+def _with_cond_dropout(lm: SemanticLM, cond_dropout: float) -> SemanticLM:
+    """``lm``'s weights in a model with another ``cond_dropout`` (fine-tuning an LM trained
+    without classifier-free guidance dropout with it: its null prefix starts fresh, std 0.02)."""
+    model = SemanticLM(lm.config.replace(cond_dropout=cond_dropout))
+    state = {k: v for k, v in lm.state_dict().items() if k != "null_prefix"}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if set(missing) - {"null_prefix"} or unexpected:
+        raise RuntimeError(f"LM state mismatch: missing {missing}, unexpected {unexpected}")
+    return model.train()
+
+
 def train_lm(config: LMStageConfig, data, out, loop: LoopConfig | None = None, *,
              mulan: str | Path, tokenizer: str | Path) -> dict:
     """Cache tokens/codes, then train (or resume) the LM into ``out``; ``mulan`` (with its
@@ -184,13 +200,17 @@ def train_lm(config: LMStageConfig, data, out, loop: LoopConfig | None = None, *
     init, provenance = None, {}
     if config.init_from is not None:  # checked before anything is written
         init, provenance = load_init("lm", config.init_from)
-        fields = [f for f in cfg.to_dict() if f != "max_tokens"]  # a length, not a weight shape
+        # max_tokens is a length, cond_dropout a training setting (plus the null prefix, which
+        # _with_cond_dropout adds or drops): neither needs the source to match
+        fields = [f for f in cfg.to_dict() if f not in ("max_tokens", "cond_dropout")]
         check_same_config(f"--init-from {config.init_from}", init.config.to_dict(),
                           cfg.to_dict(), fields)
     train = build_cache(data, "train", mulan_dir, tokenizer_dir, out / "cache")
     valid = build_cache(data, "valid", mulan_dir, tokenizer_dir, out / "cache")
     tcfg = config.train
     torch.manual_seed(loop.seed)
+    if init is not None and init.config.cond_dropout != cfg.cond_dropout:
+        init = _with_cond_dropout(init, cfg.cond_dropout)
     model = init if init is not None else SemanticLM(
         cfg.replace(max_tokens=min(cfg.max_tokens, train["tokens"].shape[1])))
     task = LMTask(model, tcfg, train, valid, total_steps=loop.max_steps)
