@@ -27,6 +27,7 @@ from .retrieval import retrieval_metrics
 
 # Prompt per attribute (``{}`` is the value); the corpus's captions use these words (docs/corpus.md).
 DEFAULT_TEMPLATES = {"genre": "a {}", "instrument": "played on the {}", "mode": "a tune in {}",
+                     "key": "a tune in {}",
                      "tempo_word": "a {} tune", "origin": "{} music", "meter": "in {} time",
                      "ensemble": "played by a {}"}
 
@@ -40,6 +41,8 @@ def _attribute_table(attributes: list[dict]) -> list[dict]:
         if isinstance(instruments, list) and len(instruments) == 1:
             first = instruments[0]
             row["instrument"] = first.get("name") if isinstance(first, dict) else first
+        if a.get("tonic") and a.get("mode") in ("major", "minor"):  # the 24 keys a caption names
+            row["key"] = f"{a['tonic']} {a['mode']}"
         rows.append(row)
     return rows
 
