@@ -11,7 +11,7 @@ import torch
 
 from melody_lab.ablation.diagnostic import (DIAGNOSTIC_ATTRIBUTES, PATHS, TEMPO_MEASURES,
                                             TRANSCRIPTION_MEASURES, difference_interval, names_key,
-                                            path_audio, run_diagnostic, write_diagnostic)
+                                            onset_rate, path_audio, run_diagnostic, write_diagnostic)
 from melody_lab.cli import main
 from melody_lab.debug import build_debug_pipeline
 from melody_lab.errors import UserError
@@ -52,6 +52,13 @@ def test_names_key_reads_the_captions_key_phrase():
     assert not names_key(row, "A jig in Bb minor.") and not names_key(row, "A jig in B major.")
     assert names_key({"tonic": "G", "mode": "dorian"}, "An air in the key of G Dorian.")
     assert not names_key({"tonic": None, "mode": "major"}, "A reel.")
+
+
+def test_onset_rate_counts_a_chord_once():
+    chord = [[0.0, 1.0, p, 0.5] for p in (60, 64, 67, 72)]
+    jittered = [[0.51, 1.0, 60, 0.5], [0.53, 1.0, 64, 0.5], [1.0, 1.5, 62, 0.5], [1.5, 2.0, 60, 0.5]]
+    assert onset_rate(np.array(chord + jittered), 2.0) == 2.0       # onsets at 0, 0.51, 1.0, 1.5 s
+    assert onset_rate(np.zeros((0, 4)), 2.0) == 0.0
 
 
 def test_difference_interval_of_two_groups():
@@ -97,9 +104,12 @@ def test_diagnose_command(micro, micro_corpus, tmp_path, capsys):
     bundle = str(micro.save_pretrained(tmp_path / "bundle"))
     out = tmp_path / "out"
     assert main(["diagnose", "--bundle", bundle, "--corpus", str(micro_corpus), "--split", "all",
-                 "--n", "2", "--paths", "real", "codec", "--no-progress", "--out", str(out)]) == 0
+                 "--n", "2", "--paths", "real", "codec", "--no-progress", "--save-audio",
+                 "--out", str(out)]) == 0
     assert "| codec |" in capsys.readouterr().out
-    assert {p.name for p in out.iterdir()} == {"diagnostic.csv", "diagnostic.md", "per_clip.csv", "diagnostic.json"}
+    assert {p.name for p in out.iterdir()} == {"diagnostic.csv", "diagnostic.md", "per_clip.csv",
+                                               "diagnostic.json", "audio"}
+    assert sorted(p.parent.name for p in (out / "audio").rglob("*.flac")) == ["codec"] * 2 + ["real"] * 2
     missing = tmp_path / "missing"
     assert main(["diagnose", "--bundle", bundle, "--corpus", str(tmp_path / "nope"), "--out", str(missing)]) == 2
     assert "not a built corpus" in capsys.readouterr().err and not missing.exists()

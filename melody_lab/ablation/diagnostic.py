@@ -28,9 +28,13 @@ clip's first caption, which need not state every attribute — as in the grids' 
 - From one basic-pitch transcription per clip (:mod:`~melody_lab.metrics.adherence`):
   ``key_match`` (clips in a major or minor key), ``key_match_named`` (of those, the clips whose
   caption names the key), ``mode_match``, ``tempo_acc1`` / ``tempo_acc2`` against the clip's
-  ``tempo_bpm``, ``notes_per_s`` and ``estimated_bpm``.
-- Slow vs lively: ``notes_per_s`` and ``estimated_bpm`` of the clips whose tempo word is ``slow``
-  (``*_slow``) and ``lively`` or ``fast`` (``*_lively``), and ``*_lively_minus_slow``.
+  ``tempo_bpm``, ``notes_per_s``, ``onsets_per_s`` (:func:`onset_rate`: note onsets less than
+  50 ms apart count once, so a four-voice chord is one onset — the corpus's tempo word is a
+  running-note rate, which notes/s of a four-voice chorale overstates fourfold) and
+  ``estimated_bpm``.
+- Slow vs lively: ``notes_per_s``, ``onsets_per_s`` and ``estimated_bpm`` of the clips whose tempo
+  word is ``slow`` (``*_slow``) and ``lively`` or ``fast`` (``*_lively``), and
+  ``*_lively_minus_slow``.
 
 Each value is the mean over the clips it applies to (``n``), with a 95 % percentile-bootstrap
 interval over clips (a difference: each group resampled on its own).
@@ -75,9 +79,21 @@ DIAGNOSTIC_ATTRIBUTES = {
     "ensemble_size": (_voices, "music in {value}"),
 }
 TRANSCRIPTION_MEASURES = ("key_match", "key_match_named", "mode_match", "tempo_acc1", "tempo_acc2",
-                          "notes_per_s", "estimated_bpm")
-TEMPO_MEASURES = tuple(f"{m}_{g}" for m in ("notes_per_s", "estimated_bpm")
-                       for g in ("slow", "lively", "lively_minus_slow"))
+                          "notes_per_s", "onsets_per_s", "estimated_bpm")
+RATE_MEASURES = ("notes_per_s", "onsets_per_s", "estimated_bpm")
+TEMPO_MEASURES = tuple(f"{m}_{g}" for m in RATE_MEASURES for g in ("slow", "lively", "lively_minus_slow"))
+ONSET_MERGE_S = 0.05
+
+
+def onset_rate(notes, duration_s: float, merge_s: float = ONSET_MERGE_S) -> float:
+    """Distinct note onsets per second of notes ``[K, 4]`` (onset s first): an onset less than
+    ``merge_s`` after the last counted one is the same onset (a chord, a transcription's jitter)."""
+    onsets = np.sort(np.asarray(notes, dtype=np.float64).reshape(-1, 4)[:, 0])
+    count, last = 0, -math.inf
+    for onset in onsets:
+        if onset - last >= merge_s:
+            count, last = count + 1, onset
+    return count / duration_s
 
 
 def names_key(row: dict, caption: str) -> bool:
@@ -116,13 +132,16 @@ class DiagnosticResult:
 
     ``rows``: tidy dicts (path, measure, value, lo, hi, n); ``per_clip``: path → measure →
     ``[n]`` float64 (NaN: not applicable); ``clip_ids`` / ``captions``: the n clips in order (clip i
-    used seed i); ``info``: what was measured with what (bundle, corpus, models, wall time …)."""
+    used seed i); ``info``: what was measured with what (bundle, corpus, models, wall time …);
+    ``audio``: path → ``[n, T]`` at ``sample_rate`` (only with ``run_diagnostic(keep_audio=True)``)."""
 
     rows: list[dict]
     per_clip: dict[str, dict[str, np.ndarray]]
     clip_ids: list[str]
     captions: list[str]
     info: dict = field(default_factory=dict)
+    audio: dict[str, torch.Tensor] | None = None
+    sample_rate: int | None = None
 
 
 def diagnostic_clips(corpus, split: str, n: int) -> tuple[list[tuple[dict, str]], torch.Tensor, int]:
@@ -167,6 +186,7 @@ def clip_measures(audio: torch.Tensor, sample_rate: int, pairs: list[tuple[dict,
             columns[m][i] = adherence[m]
         columns["key_match_named"][i] = adherence["key_match"] if names_key(row, caption) else math.nan
         columns["notes_per_s"][i] = note_statistics(t.notes, t.duration_s)["notes_per_s"]
+        columns["onsets_per_s"][i] = onset_rate(t.notes, t.duration_s)
     return {**out, **columns}
 
 
@@ -207,7 +227,7 @@ def summarise(path: str, per_clip: dict[str, np.ndarray], tempo_words: list[str 
         add(measure, *_mean_interval(values, seed))
     words = np.array([w or "" for w in tempo_words])
     slow, lively = np.isin(words, SLOW), np.isin(words, LIVELY)
-    for measure in ("notes_per_s", "estimated_bpm"):
+    for measure in RATE_MEASURES:
         values = per_clip[measure]
         add(f"{measure}_slow", *_mean_interval(values[slow], seed))
         add(f"{measure}_lively", *_mean_interval(values[lively], seed))
@@ -216,11 +236,12 @@ def summarise(path: str, per_clip: dict[str, np.ndarray], tempo_words: list[str 
 
 
 def run_diagnostic(model, corpus, split: str = "test", n: int = 64, paths=PATHS, progress: bool = False,
-                   clap=None, transcriber=None) -> DiagnosticResult:
+                   clap=None, transcriber=None, keep_audio: bool = False) -> DiagnosticResult:
     """Every PATH of the module docstring for the first ``n`` clips of ``split`` (all of them when
     fewer), measured; ``clap``: the zero-shot classifier (default ``evalclap-tiny``);
     ``transcriber``: default the process's basic-pitch transcriber. A tqdm bar on stderr with
-    ``progress``."""
+    ``progress``; ``keep_audio`` keeps every path's clips in the result (for listening, or for
+    re-scoring without generating again)."""
     from ..audio import as_batch
     from ..metrics import build_embedder
     from ..metrics.transcription import get_transcriber
@@ -253,9 +274,10 @@ def run_diagnostic(model, corpus, split: str = "test", n: int = 64, paths=PATHS,
     if bar is not None:
         bar.close()
     tempo_words = [row.get("tempo_word") for row, _ in pairs]
+    made = {p: torch.cat(clips_of_path) for p, clips_of_path in made.items()}
     per_clip, rows = {}, []
     for p in paths:
-        per_clip[p] = clip_measures(torch.cat(made[p]), model.sample_rate, pairs, clap, class_prompts, transcriber)
+        per_clip[p] = clip_measures(made[p], model.sample_rate, pairs, clap, class_prompts, transcriber)
         rows += summarise(p, per_clip[p], tempo_words)
     missing = [k for k in DIAGNOSTIC_ATTRIBUTES if k not in class_prompts]
     info = {"corpus": str(corpus), "split": split, "n": len(pairs), "seeds": f"clip i uses seed i (0 … {len(pairs) - 1})",
@@ -267,7 +289,8 @@ def run_diagnostic(model, corpus, split: str = "test", n: int = 64, paths=PATHS,
             "confidence": CONFIDENCE, "bootstrap_resamples": RESAMPLES,
             "generate_seconds": generate_seconds, "wall_seconds": time.perf_counter() - started}
     return DiagnosticResult(rows, per_clip, [row["clip_id"] for row, _ in pairs],
-                            [caption for _, caption in pairs], info)
+                            [caption for _, caption in pairs], info,
+                            made if keep_audio else None, model.sample_rate)
 
 
 # -- output -------------------------------------------------------------------------------------
@@ -279,7 +302,7 @@ def _label(measure: str) -> str:
 
 
 def _cell(row: dict) -> str:
-    digits = 0 if "bpm" in row["measure"] else (1 if "notes_per_s" in row["measure"] else 2)
+    digits = 0 if "bpm" in row["measure"] else (1 if "_per_s" in row["measure"] else 2)
     value, lo, hi = row["value"], row["lo"], row["hi"]
     if not math.isfinite(value):
         return "–"
@@ -318,10 +341,12 @@ def markdown_table(result: DiagnosticResult) -> str:
 def write_diagnostic(result: DiagnosticResult, out) -> dict[str, Path]:
     """``out/diagnostic.csv`` (tidy: path, measure, value, lo, hi, n), ``out/diagnostic.md`` (the
     tables), ``out/per_clip.csv`` (path, clip_id, caption, every measure) and
-    ``out/diagnostic.json`` (``info``); each file written atomically."""
+    ``out/diagnostic.json`` (``info``), each file written atomically; with ``result.audio``, also
+    ``out/audio/<path>/<clip_id>.flac`` (the folder replaced as a whole)."""
     import json
 
-    from ..io import atomic_write_text
+    from ..audio import save_audio
+    from ..io import atomic_folder, atomic_write_text
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -342,4 +367,10 @@ def write_diagnostic(result: DiagnosticResult, out) -> dict[str, Path]:
     atomic_write_text(files["per_clip"], clips.getvalue())
     atomic_write_text(files["info"], json.dumps(result.info, indent=1, default=str) + "\n")
     atomic_write_text(files["markdown"], markdown_table(result))
+    if result.audio is not None:
+        with atomic_folder(out / "audio") as folder:
+            for p, clips in result.audio.items():
+                for clip_id, clip in zip(result.clip_ids, clips):
+                    save_audio(folder / p / f"{clip_id}.flac", clip.numpy(), result.sample_rate)
+        files["audio"] = out / "audio"
     return files

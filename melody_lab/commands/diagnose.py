@@ -21,7 +21,7 @@ def register(subparsers) -> None:
         "under the evaluation CLAP, key/mode/tempo adherence and note rate from the basic-pitch "
         "transcription, slow vs lively — each with a 95 % bootstrap interval. Writes "
         "OUT/diagnostic.csv (tidy), OUT/diagnostic.md (tables), OUT/per_clip.csv and "
-        "OUT/diagnostic.json. See docs/tiny_model.md.")
+        "OUT/diagnostic.json (and OUT/audio/ with --save-audio). See docs/tiny_model.md.")
     p.add_argument("--bundle", default="tiny",
                    help="model bundle folder, or 'tiny' for the one shipped in the package (default)")
     p.add_argument("--corpus", required=True, type=Path,
@@ -35,6 +35,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, type=_args.out_folder, help="output folder")
     p.add_argument("--threads", type=_threads, default=None,
                    help="torch threads (default: OMP_NUM_THREADS if set, else one per idle core)")
+    p.add_argument("--save-audio", action="store_true",
+                   help="also write every path's clips to OUT/audio/<path>/<clip_id>.flac")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 
@@ -48,7 +50,7 @@ def _run(args) -> int:
     started = time.perf_counter()
     model = MeLoDy.from_pretrained(args.bundle)
     result = run_diagnostic(model, args.corpus, args.split, args.n, paths=args.paths,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress, keep_audio=args.save_audio)
     result.info["bundle_arg"] = args.bundle
     result.info["command_seconds"] = time.perf_counter() - started
     files = write_diagnostic(result, args.out)
