@@ -95,7 +95,8 @@ def test_diagnostic_end_to_end_on_micro(micro, micro_corpus, tmp_path):
     assert list(rows[0]) == ["path", "measure", "value", "lo", "hi", "n"] and len(rows) == len(result.rows)
     table = files["markdown"].read_text()
     assert table.count("| real |") == 3 and table.count("| text_plan |") == 3
-    assert "key match named" in table and "instrument" in table
+    assert "key match named" in table and "instrument" in table and "Majority-class rate" in table
+    assert all(0 < r <= 1 for r in result.info["majority_rates"].values())
     assert sum(1 for _ in open(files["per_clip"])) == 1 + 3 * len(PATHS)
 
 

@@ -190,6 +190,20 @@ def clip_measures(audio: torch.Tensor, sample_rate: int, pairs: list[tuple[dict,
     return {**out, **columns}
 
 
+def majority_rates(pairs: list[tuple[dict, str]], class_prompts: dict) -> dict[str, float]:
+    """The floor of each zero-shot column: the share of the clips' commonest value among those
+    with a value among the classes (what always answering that value would score)."""
+    from collections import Counter
+
+    rates = {}
+    for key, classes in class_prompts.items():
+        values = [str(v) for v in (attribute_labels(row, DIAGNOSTIC_ATTRIBUTES)[key] for row, _ in pairs)
+                  if v is not None and str(v) in classes]
+        if values:
+            rates[key] = Counter(values).most_common(1)[0][1] / len(values)
+    return rates
+
+
 def _mean_interval(values: np.ndarray, seed: int) -> tuple[float, float, float, int]:
     from ..metrics import bootstrap_mean_ci
 
@@ -286,6 +300,7 @@ def run_diagnostic(model, corpus, split: str = "test", n: int = 64, paths=PATHS,
             "classifier": f"{getattr(clap, 'name', type(clap).__name__)} {getattr(clap, 'fingerprint', '')}".strip(),
             "transcriber": getattr(transcriber, "fingerprint", type(transcriber).__name__),
             "class_prompts": class_prompts, "attributes_not_available": missing,
+            "majority_rates": majority_rates(pairs, class_prompts),
             "confidence": CONFIDENCE, "bootstrap_resamples": RESAMPLES,
             "generate_seconds": generate_seconds, "wall_seconds": time.perf_counter() - started}
     return DiagnosticResult(rows, per_clip, [row["clip_id"] for row, _ in pairs],
@@ -330,6 +345,11 @@ def markdown_table(result: DiagnosticResult) -> str:
         for p in paths:
             lines.append(f"| {p} | " + " | ".join(_cell(by[(p, m)]) if (p, m) in by else "–"
                                                   for m in measures) + " |")
+        lines.append("")
+    majority = result.info.get("majority_rates") or {}
+    if majority:
+        lines.append("Majority-class rate (the zero-shot floor): " + ", ".join(
+            f"{_label('attr_' + k)} {v:.2f}" for k, v in majority.items()) + "; key match by chance ≈ 1/24.")
         lines.append("")
     missing = result.info.get("attributes_not_available") or []
     if missing:
