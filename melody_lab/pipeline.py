@@ -5,9 +5,11 @@
     audio = model.generate(["a lively Irish jig on fiddle"], duration_s=10, seed=0)   # [1, T]
     model.last_timings                                     # {"lm": s, "diffusion": s, "decode": s, …}
     model.generate(["a reel"], 5, progress=True)           # a tqdm bar (or callback=fn(done, total))
+    model.render(model.plan(["a reel"], 5), 5)             # the two stages apart (same audio)
 
-Every entry point (``generate``, ``generate_from_audio``, ``continue_audio``, ``inpaint``) runs one
-setup path (``_setup``) and sizes its output on one :class:`TimeGrid` (samples ↔ frames ↔ tokens).
+Every entry point (``generate``, ``generate_from_audio``, ``render``, ``continue_audio``,
+``inpaint``) runs one setup path (``_setup``) and sizes its output on one :class:`TimeGrid`
+(samples ↔ frames ↔ tokens).
 
 Long outputs follow the paper: the LM continues its tokens over a sliding window and the diffusion
 model continues the latent chunk by chunk (``diffusion.continue_latent``). ``continue_audio`` and
@@ -368,8 +370,39 @@ class MeLoDy:
                           callback, progress)
         embedding = self._embed(prompts, audio)
         tokens = self._timed("lm", self._plan, embedding, self.time_grid.tokens(num_frames), seed)
+        return self._tokens_to_audio(run, tokens, num_frames, num_samples, duration_s)
+
+    def _tokens_to_audio(self, run: _Run, tokens: torch.Tensor, num_frames: int, num_samples: int,
+                         duration_s: float) -> torch.Tensor:
+        """Stage 2 of :meth:`generate` and :meth:`render`: tokens → latent → audio, finished."""
         latent = self._timed("diffusion", self._render, run, tokens, num_frames)
         return self._finish(self._decode(run, latent, num_samples), duration_s)
+
+    @torch.no_grad()
+    def render(self, tokens: torch.Tensor, duration_s: float | None = None, steps: int | None = None,
+               schedule: str | None = None, guidance: float | None = None, seed: int = 0,
+               callback: ProgressCallback | None = None, progress: bool = False) -> torch.Tensor:
+        """Stage 2 alone: semantic tokens ``[B, N]`` (long, in ``[0, semantic_vocab)``) → audio
+        ``[B, round(duration_s · sample_rate)]``; ``duration_s`` defaults to the tokens' length
+        (N / token_rate) and may not ask for more than they cover.
+
+        ``render(plan(p, d, seed=s), d, seed=s)`` is ``generate(p, d, seed=s)`` bit for bit;
+        ``render(tokenizer.tokenize(clip))`` renders a real clip's own tokens (the stage diagnostic,
+        :mod:`melody_lab.ablation.diagnostic`)."""
+        seed, guidance = check_seed(seed), check_guidance(guidance)
+        tokens = self._check_tokens(tokens)
+        if duration_s is None:
+            duration_s = tokens.shape[1] / self.token_rate
+        self._check_duration(duration_s)
+        num_samples = self.time_grid.samples(duration_s)
+        num_frames = self.time_grid.frames(num_samples)
+        needed = self.time_grid.tokens(num_frames)
+        if tokens.shape[1] < needed:
+            raise UserError(f"{tokens.shape[1]} tokens cover {tokens.shape[1] / self.token_rate:.3f} s; "
+                            f"rendering {duration_s} s needs {needed}")
+        run = self._setup(steps, schedule, guidance, seed, self.diffusion_windows(num_frames),
+                          callback, progress)
+        return self._tokens_to_audio(run, tokens.to(self.device), num_frames, num_samples, duration_s)
 
     @torch.no_grad()
     def continue_audio(self, audio, sample_rate: int, extra_s: float, prompt: str | None = None,
@@ -439,6 +472,18 @@ class MeLoDy:
         return self._finish(out, seconds)
 
     # -- helpers -----------------------------------------------------------------------------
+    def _check_tokens(self, tokens) -> torch.Tensor:
+        """Semantic tokens for :meth:`render`: an integer ``[B, N]`` tensor (N ≥ 1) in the LM's vocabulary."""
+        vocab = self.lm.config.semantic_vocab
+        if not (isinstance(tokens, torch.Tensor) and tokens.dim() == 2 and tokens.shape[0] >= 1
+                and tokens.shape[1] >= 1 and not tokens.is_floating_point() and not tokens.is_complex()):
+            raise UserError(f"tokens must be an integer tensor [B, N] with B, N >= 1, got "
+                            f"{getattr(tokens, 'shape', type(tokens).__name__)}")
+        if int(tokens.min()) < 0 or int(tokens.max()) >= vocab:
+            raise UserError(f"tokens must lie in [0, {vocab}) (the semantic vocabulary), got "
+                            f"[{int(tokens.min())}, {int(tokens.max())}]")
+        return tokens.long()
+
     def _fade(self) -> int:
         """Cross-fade length in samples where spliced audio meets the original."""
         return round(self.config.crossfade_seconds * self.sample_rate)

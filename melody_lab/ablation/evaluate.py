@@ -44,26 +44,27 @@ ATTRIBUTES = {
 }
 
 
-def attribute_labels(row: dict) -> dict:
-    """``{attribute: value or None}`` of one corpus row (see :data:`ATTRIBUTES`)."""
-    return {key: read(row) for key, (read, _) in ATTRIBUTES.items()}
+def attribute_labels(row: dict, attributes: dict = ATTRIBUTES) -> dict:
+    """``{attribute: value or None}`` of one corpus row (``attributes``: a table like :data:`ATTRIBUTES`)."""
+    return {key: read(row) for key, (read, _) in attributes.items()}
 
 
-def attribute_class_prompts(corpus) -> dict[str, dict[str, str]]:
-    """``{attribute: {value: prompt}}`` over every value found in the corpus (all splits)."""
+def attribute_class_prompts(corpus, attributes: dict = ATTRIBUTES) -> dict[str, dict[str, str]]:
+    """``{attribute: {value: prompt}}`` over every value found in the corpus (all splits); an
+    attribute with fewer than 2 values is left out (``attributes``: a table like :data:`ATTRIBUTES`)."""
     from ..data import load_metadata
     from ..metrics import attribute_prompts
 
-    values = {key: set() for key in ATTRIBUTES}
+    values = {key: set() for key in attributes}
     for row in load_metadata(corpus):
-        for key, value in attribute_labels(row).items():
+        for key, value in attribute_labels(row, attributes).items():
             if value is not None:
                 values[key].add(str(value))
-    return {key: attribute_prompts(sorted(vals), ATTRIBUTES[key][1])
+    return {key: attribute_prompts(sorted(vals), attributes[key][1])
             for key, vals in values.items() if len(vals) >= 2}
 
 
-def _prompted_rows(corpus, split: str, count: int) -> list[tuple[dict, str]]:
+def prompted_rows(corpus, split: str, count: int) -> list[tuple[dict, str]]:
     """``count`` (corpus row, caption) pairs of ``split`` in the fixed order of the module docstring."""
     from ..data import load_metadata
 
@@ -82,7 +83,7 @@ def _prompted_rows(corpus, split: str, count: int) -> list[tuple[dict, str]]:
 def evaluation_set(corpus, split: str, count: int) -> tuple[list[str], list[dict]]:
     """``count`` captions of ``split`` in a fixed order (see module docstring) and the attribute
     labels (:func:`attribute_labels`) of the clip each caption describes."""
-    pairs = _prompted_rows(corpus, split, count)
+    pairs = prompted_rows(corpus, split, count)
     return [caption for _, caption in pairs], [attribute_labels(row) for row, _ in pairs]
 
 
@@ -90,7 +91,7 @@ def prompt_targets(corpus, split: str, count: int) -> list[dict]:
     """For the same prompts as :func:`evaluation_set`: ``tonic``, ``mode``, ``tempo_bpm`` and
     ``clip_id`` of the clip each caption describes (transcription adherence, control rows)."""
     return [{k: row.get(k) for k in ("tonic", "mode", "tempo_bpm", "clip_id")}
-            for row, _ in _prompted_rows(corpus, split, count)]
+            for row, _ in prompted_rows(corpus, split, count)]
 
 
 def attribute_accuracy_columns(clap_model, audio, sample_rate: int, labels: list[dict],

@@ -8,7 +8,8 @@ See docs/metrics.md. Rule: every FAD is reported with its embedder, its referenc
 """
 from .adapters import LaionClapConfig, VGGishConfig  # registers "vggish", "laion_clap"; imports nothing optional
 from .attributes import (AttributeAccuracy, AttributeProbe, attribute_prompts, fit_attribute_probes,
-                         probe_attribute_accuracy, zero_shot_attribute_accuracy)
+                         probe_attribute_accuracy, zero_shot_attribute_accuracy,
+                         zero_shot_predictions)
 from .clap_score import TextAudioScore, clap_score, mulan_cycle_consistency, text_audio_cosines
 from .embedders import (EMBEDDERS, BasicPitchConfig, Embedder, EvalClapConfig, FeatureEmbedder, FeatureEmbedderConfig,
                         build_embedder)
@@ -26,4 +27,5 @@ __all__ = [
     "fad_infinity", "fad_infinity_fadtk", "fad_per_clip", "fit_attribute_probes", "frechet_distance", "measure_rtf",
     "mulan_cycle_consistency", "paired_bootstrap", "paired_fad_difference", "paired_mean_difference",
     "probe_attribute_accuracy", "rank_agreement", "text_audio_cosines", "zero_shot_attribute_accuracy",
+    "zero_shot_predictions",
 ]

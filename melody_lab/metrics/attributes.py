@@ -56,26 +56,40 @@ def _accuracy(attribute: str, predicted: Sequence[str], truth: Sequence[str], cl
     return AttributeAccuracy(attribute, accuracy, len(truth), tuple(sorted(classes)), majority, method)
 
 
+def zero_shot_predictions(model, audio, prompts: dict[str, dict[str, str]],
+                          sample_rate: int | None = None) -> dict[str, list[str]]:
+    """Each clip's closest class per attribute: ``{attribute: [N] class values}``.
+
+    ``audio``: ``[N, T]`` or N clips; ``prompts``: ``{attribute: {class value: prompt text}}``;
+    ``model`` has ``embed_text`` / ``embed_audio``. The class whose prompt's text embedding has the
+    highest cosine with the clip's audio embedding wins."""
+    audio_emb = embed_audio_batches(model, audio, sample_rate)
+    predictions = {}
+    for key, class_prompts in prompts.items():
+        classes = list(class_prompts)
+        text_emb = embed_text_batches(model, [class_prompts[c] for c in classes])
+        predictions[key] = [classes[j] for j in np.argmax(audio_emb @ text_emb.T, axis=1)]
+    return predictions
+
+
 def zero_shot_attribute_accuracy(model, audio, attributes: Sequence[dict], prompts: dict[str, dict[str, str]],
                                  sample_rate: int | None = None, *, name: str | None = None
                                  ) -> dict[str, AttributeAccuracy]:
-    """Zero-shot accuracy per attribute.
+    """Zero-shot accuracy per attribute (:func:`zero_shot_predictions` against ``attributes``).
 
     ``audio``: ``[N, T]`` or N clips; ``attributes``: N dicts (the prompted/true attributes);
     ``prompts``: ``{attribute: {class value: prompt text}}``. ``model`` has ``embed_text`` /
     ``embed_audio``. Clips whose value is missing or not among the classes are left out (``n``).
     """
-    audio_emb = embed_audio_batches(model, audio, sample_rate)
-    if len(attributes) != len(audio_emb):
-        raise ValueError(f"{len(attributes)} attribute rows but {len(audio_emb)} clips")
+    if len(attributes) != len(audio):
+        raise ValueError(f"{len(attributes)} attribute rows but {len(audio)} clips")
+    predictions = zero_shot_predictions(model, audio, prompts, sample_rate)
     method = f"zero-shot:{model_name(model, name)}"
     results = {}
     for key, class_prompts in prompts.items():
         classes = list(class_prompts)
-        text_emb = embed_text_batches(model, [class_prompts[c] for c in classes])
         rows, truth = _labelled(attributes, key, classes)
-        predicted = [classes[j] for j in np.argmax(audio_emb[rows] @ text_emb.T, axis=1)]
-        results[key] = _accuracy(key, predicted, truth, classes, method)
+        results[key] = _accuracy(key, [predictions[key][i] for i in rows], truth, classes, method)
     return results
 
 
