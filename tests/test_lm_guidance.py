@@ -231,3 +231,37 @@ def test_bundle_lm_guidance_needs_a_cfg_lm(tmp_path, capsys):
     assert _run(["bundle", *parts, "--lm-guidance", "2", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "cond_dropout" in err and "Traceback" not in err and not out.exists()
+
+
+# ------------------------------------------------------- the preallocated KV cache (issue 15, item 3)
+@pytest.mark.parametrize("guidance", [1.0, 3.0])
+def test_cached_step_logits_equal_the_full_forward(lm, guidance):
+    """Every cached step's logits equal the uncached forward's over the same ids (≤ 1e-5)."""
+    codes = _codes(lm, 2)
+    ids = torch.cat([lm.prefix_ids(codes), torch.randint(0, 16, (2, 30))], dim=1)
+    p = lm.config.mulan_levels + 5
+    cache = lm.new_cache(ids.shape[1])
+    with torch.no_grad():
+        steps = [lm._next_logits(ids[:, :p], 0, cache, guidance)]
+        steps += [lm._next_logits(ids[:, i:i + 1], i, cache, guidance)
+                  for i in range(p, ids.shape[1])]
+        full = [lm._next_logits(ids[:, :i + 1], 0, None, guidance)
+                for i in range(p - 1, ids.shape[1])]
+    assert cache[0].length == ids.shape[1] and cache[0].k.shape[0] == (1 if guidance == 1 else 2) * 2
+    for a, b in zip(steps, full):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+def test_kv_cache_bounds_and_rotary_tables(lm):
+    cache = lm.new_cache(3)
+    with torch.no_grad():
+        lm(torch.zeros(1, 3, dtype=torch.long), 0, cache)
+        with pytest.raises(ValueError, match="cannot hold"):
+            lm(torch.zeros(1, 1, dtype=torch.long), 3, cache)
+    longest = lm.config.mulan_levels + lm.config.max_tokens
+    assert lm.rope_cos.shape[0] == longest
+    probe = build_lm("micro").eval()  # a longer input grows the tables to what direct rotary gives
+    with torch.no_grad():
+        probe(torch.zeros(1, longest + 7, dtype=torch.long))
+    cos, sin = probe.rotary(torch.arange(longest + 7))
+    assert torch.equal(probe.rope_cos, cos) and torch.equal(probe.rope_sin, sin)

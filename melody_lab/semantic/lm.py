@@ -5,7 +5,9 @@ embedding row ``V + l·K + c``, after the ``V`` semantic tokens) followed by sem
 output head predicts only semantic tokens (``V`` logits), and the loss covers only the positions
 that predict ``s_1 … s_T`` (the last MuLan position predicts ``s_1``).
 
-Sampling is KV-cached, with temperature and top-k, from a seeded ``torch.Generator``.
+Sampling is KV-cached (per layer a buffer of ``prompt + new`` positions written in place; the
+rotary tables are computed once per model), with temperature and top-k, from a seeded
+``torch.Generator``.
 Long outputs use a sliding window: the MuLan prefix stays, and only the last ``window`` semantic
 tokens are kept as context, so positions never exceed ``L + max_tokens`` (what was trained).
 
@@ -62,36 +64,60 @@ LM_PRESETS = {
 }
 
 
+class KVCache:
+    """One layer's keys/values of a sampling run: ``[B, heads, capacity, head_dim]`` buffers
+    allocated at the first write and filled in place (no copy of what is already cached)."""
+
+    def __init__(self, capacity: int):
+        self.capacity, self.length = capacity, 0
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write ``k, v [B, heads, S, head_dim]`` after what is cached → views of all so far."""
+        end = self.length + k.shape[2]
+        if end > self.capacity:
+            raise ValueError(f"KV cache of {self.capacity} positions cannot hold {end}")
+        if self.k is None:
+            self.k = k.new_empty(*k.shape[:2], self.capacity, k.shape[3])
+            self.v = v.new_empty(*v.shape[:2], self.capacity, v.shape[3])
+        self.k[:, :, self.length:end] = k
+        self.v[:, :, self.length:end] = v
+        self.length = end
+        return self.k[:, :, :end], self.v[:, :, :end]
+
+
 class Block(nn.Module):
     def __init__(self, c: SemanticLMConfig):
         super().__init__()
         self.heads, self.dropout = c.num_heads, c.dropout
-        self.rotary = RotaryEmbedding(c.dim // c.num_heads, c.rope_base)
         self.attn_norm, self.mlp_norm = RMSNorm(c.dim), RMSNorm(c.dim)
         self.qkv = nn.Linear(c.dim, 3 * c.dim, bias=False)
         self.out = nn.Linear(c.dim, c.dim, bias=False)
         self.gate_up = nn.Linear(c.dim, 2 * c.mlp_hidden, bias=False)
         self.down = nn.Linear(c.mlp_hidden, c.dim, bias=False)
 
-    def forward(self, x: torch.Tensor, positions: torch.Tensor,
-                cache: dict | None = None) -> torch.Tensor:
-        """``x [B, S, dim]`` at ``positions [S]``; ``cache`` (dict) holds keys/values so far."""
+    def _drop(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(x, self.dropout, True) if self.training and self.dropout else x
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                cache: KVCache | None = None) -> torch.Tensor:
+        """``x [B, S, dim]`` with the rotary tables ``cos, sin [S, head_dim]`` of its positions;
+        ``cache`` holds the keys/values so far (and gets these)."""
         b, s, d = x.shape
-        q, k, v = self.qkv(self.attn_norm(x)).view(b, s, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        cos, sin = self.rotary(positions)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        qkv = self.qkv(self.attn_norm(x)).view(b, s, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        qk = apply_rotary(qkv[:2], cos, sin)  # q and k in one pass: [2, B, heads, S, head_dim]
+        q, k, v = qk[0], qk[1], qkv[2]
         if cache is not None:
-            if "k" in cache:
-                k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
-            cache["k"], cache["v"] = k, v
+            k, v = cache.append(k, v)
         causal = s > 1 and (cache is None or k.shape[2] == s)
         if s > 1 and not causal:
             raise ValueError("several new tokens with a non-empty cache are not supported")
         h = F.scaled_dot_product_attention(q, k, v, is_causal=causal,
                                            dropout_p=self.dropout if self.training else 0.0)
-        x = x + F.dropout(self.out(h.transpose(1, 2).reshape(b, s, d)), self.dropout, self.training)
+        x = x + self._drop(self.out(h.transpose(1, 2).reshape(b, s, d)))
         gate, up = self.gate_up(self.mlp_norm(x)).chunk(2, dim=-1)
-        return x + F.dropout(self.down(F.silu(gate) * up), self.dropout, self.training)
+        return x + self._drop(self.down(F.silu(gate) * up))
 
 
 class SemanticLM(nn.Module):
@@ -108,6 +134,8 @@ class SemanticLM(nn.Module):
         self.norm = RMSNorm(c.dim)
         self.head = nn.Linear(c.dim, c.semantic_vocab, bias=False)
         self.apply(self._init)
+        self.rotary = RotaryEmbedding(c.dim // c.num_heads, c.rope_base)
+        self._rotary_tables(c.mulan_levels + c.max_tokens)  # every position sampling reaches
         if c.cond_dropout > 0:  # its own fixed stream: the global RNG (the other weights and
             #                     whatever is drawn after building the model) is left untouched
             null = torch.empty(c.mulan_levels, c.dim).normal_(
@@ -133,12 +161,23 @@ class SemanticLM(nn.Module):
         levels = torch.arange(c.mulan_levels, device=mulan_codes.device)
         return c.semantic_vocab + levels * c.mulan_codebook_size + mulan_codes.long()
 
+    def _rotary_tables(self, length: int) -> None:
+        """(Re)build the rotary ``cos, sin [length, head_dim]`` of positions ``0 … length − 1``."""
+        with torch.inference_mode(False):  # plain tensors, even when grown under inference_mode
+            cos, sin = self.rotary(torch.arange(length, device=self.rotary.inv_freq.device))
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+
+    def new_cache(self, capacity: int) -> list[KVCache]:
+        """An empty KV cache (one per layer) for ``capacity`` positions, for :meth:`forward`."""
+        return [KVCache(capacity) for _ in self.blocks]
+
     @property
     def has_null_prefix(self) -> bool:
         """Whether the model was built for classifier-free guidance (``cond_dropout > 0``)."""
         return hasattr(self, "null_prefix")
 
-    def forward(self, ids: torch.Tensor, start: int = 0, cache: list | None = None,
+    def forward(self, ids: torch.Tensor, start: int = 0, cache: list[KVCache] | None = None,
                 null: torch.Tensor | None = None) -> torch.Tensor:
         """Embedding ids ``[B, S]`` at positions ``start …`` → semantic logits ``[B, S, V]``.
 
@@ -152,9 +191,12 @@ class SemanticLM(nn.Module):
                 raise ValueError("null needs the whole MuLan prefix (start 0) and a null prefix")
             prefix = torch.where(null[:, None, None], self.null_prefix.to(x.dtype), x[:, :levels])
             x = torch.cat([prefix, x[:, levels:]], dim=1)
-        positions = torch.arange(start, start + ids.shape[1], device=ids.device)
+        end = start + ids.shape[1]
+        if end > len(self.rope_cos):  # longer than sampling goes (a probe, a test): grow once
+            self._rotary_tables(end)
+        cos, sin = self.rope_cos[start:end], self.rope_sin[start:end]
         for i, block in enumerate(self.blocks):
-            x = block(x, positions, None if cache is None else cache[i])
+            x = block(x, cos, sin, None if cache is None else cache[i])
         return self.head(self.norm(x))
 
     def loss(self, mulan_codes: torch.Tensor, tokens: torch.Tensor,
@@ -198,7 +240,7 @@ class SemanticLM(nn.Module):
         (``guidance``: see :meth:`_next_logits`; the KV cache then holds both branches)."""
         new = []
         if use_cache:
-            cache = [{} for _ in self.blocks]
+            cache = self.new_cache(prompt.shape[1] + num_new)
             logits = self._next_logits(prompt, 0, cache, guidance)
             for i in range(num_new):
                 new.append(self._pick(logits, temperature, top_k, gen))
