@@ -7,10 +7,12 @@ Each scenario is one CSV row (results/benchmarks/denoiser_speed.csv; a tmp dir w
 the table is printed at the end: forward time of one clip (B = 1, eval, no grad) at 5, 10, 20, 40 s
 of latent (125 frames/s) as ms and ms per second of latent, its cost relative to 10 s, and its
 FLOPs (machine-independent); a training step (B = 8, L = 625); the fine-path RNN alone at tiny and
-paper sizes (GRU, SRU, input-gated SRU with loop and parallel-scan recurrence); the forward at 1 and
-2 threads; and the share of DPD forward time spent in the coarse and fine paths. Every row with
+paper sizes (GRU, SRU, input-gated SRU with loop and parallel-scan recurrence); a guided call
+(B = 2) at the pipeline's 2-s window and at 10 s, at 1 and 2 threads; and the share of DPD forward time spent in the coarse and fine paths. Every row with
 FLOPs states its achieved GFLOP/s and its fraction of the fp32 matmul peak measured in the same run
-(best 2048² matmul at the row's thread count, at the run's start and end). FLOPs are torch's FlopCounterMode (matmuls,
+(best 2048² matmul at the row's thread count, at the run's start and end), and the same over
+this process's CPU time ("cpu ms", "% cpu": the row's cost without the time slices that other
+processes take away; at 2 threads it sums both threads). FLOPs are torch's FlopCounterMode (matmuls,
 convolutions, attention; elementwise work is not counted). Calls are timed round-robin so that
 load from other processes hits all of them alike; the table gives the best and the median of the
 repeats (ratios use the best, the least disturbed on a shared machine). Nothing here asserts that
@@ -65,6 +67,8 @@ class Row:
     gflop_per_s: float | None = None      # gflops / best time
     peak_gflop_per_s: float | None = None  # 2048² fp32 matmul, this run, this thread count
     fraction_of_peak: float | None = None
+    best_cpu_ms: float | None = None      # this process's CPU time (time.process_time), best round
+    fraction_of_peak_cpu: float | None = None  # gflops / best CPU time over the matmul peak in CPU time
     note: str = ""
 
     def add_peak(self) -> None:
@@ -73,9 +77,12 @@ class Row:
             self.gflop_per_s = self.gflops / (self.best_ms / 1e3)
             self.peak_gflop_per_s = _PEAKS[self.threads]
             self.fraction_of_peak = self.gflop_per_s / self.peak_gflop_per_s
+        if self.gflops is not None and self.best_cpu_ms:
+            self.fraction_of_peak_cpu = self.gflops / (self.best_cpu_ms / 1e3) / _CPU_PEAKS[self.threads]
 
 
 _PEAKS: dict[int, float] = {}
+_CPU_PEAKS: dict[int, float] = {}  # the same peak over this process's CPU time (immune to preemption)
 
 
 def matmul_peak_gflops(threads: int, size: int = 2048, repeats: int = 8) -> float:
@@ -86,13 +93,15 @@ def matmul_peak_gflops(threads: int, size: int = 2048, repeats: int = 8) -> floa
     torch.set_num_threads(threads)
     a = torch.randn(size, size)
     a @ a
-    best = math.inf
+    best = best_cpu = math.inf
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         a @ a
         best = min(best, time.perf_counter() - start)
+        best_cpu = min(best_cpu, time.process_time() - start_cpu)
     torch.set_num_threads(before)
     _PEAKS[threads] = max(_PEAKS.get(threads, 0.0), 2 * size ** 3 / best / 1e9)
+    _CPU_PEAKS[threads] = max(_CPU_PEAKS.get(threads, 0.0), 2 * size ** 3 / best_cpu / 1e9)
     return _PEAKS[threads]
 
 
@@ -136,18 +145,22 @@ def _print_table(collected: list[Row], settings) -> None:
     print(f"\n# {torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_model()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; CSV: {settings['csv']}")
     print(f"{'scenario':<19}{'model':<20}{'params':>10}{'latent s':>9}{'B':>3}{'best ms':>10}"
-          f"{'median':>9}{'ms/latent s':>13}{'vs 10 s':>9}{'GFLOP':>8}{'vs 10 s':>9}{'GFLOP/s':>9}"
-          f"{'% peak':>8}{'thr':>4}  note")
+          f"{'median':>9}{'cpu ms':>9}{'ms/latent s':>13}{'vs 10 s':>9}{'GFLOP':>8}{'vs 10 s':>9}{'GFLOP/s':>9}"
+          f"{'% peak':>8}{'% cpu':>7}{'thr':>4}  note")
     for r in collected:
         rel = f"{r.relative_to_10s:.2f}x" if r.relative_to_10s is not None else ""
         ratio = f"{r.gflops_relative_to_10s:>8.2f}x" if r.gflops_relative_to_10s is not None else " " * 9
-        flops = (f"{r.gflops:>8.2f}{ratio}{r.gflop_per_s:>9.1f}{r.fraction_of_peak:>8.0%}"
-                 if r.gflops is not None else " " * 34)
+        cpu_share = f"{r.fraction_of_peak_cpu:>7.0%}" if r.fraction_of_peak_cpu is not None else " " * 7
+        flops = (f"{r.gflops:>8.2f}{ratio}{r.gflop_per_s:>9.1f}{r.fraction_of_peak:>8.0%}{cpu_share}"
+                 if r.gflops is not None else " " * 41)
+        cpu = f"{r.best_cpu_ms:>9.1f}" if r.best_cpu_ms is not None else " " * 9
         print(f"{r.scenario:<19}{r.model:<20}{r.params:>10,}{r.seconds_of_latent:>9.1f}{r.batch:>3}"
-              f"{r.best_ms:>10.1f}{r.median_ms:>9.1f}{r.ms_per_latent_second:>13.2f}{rel:>9}{flops}"
+              f"{r.best_ms:>10.1f}{r.median_ms:>9.1f}{cpu}{r.ms_per_latent_second:>13.2f}{rel:>9}{flops}"
               f"{r.threads:>4}  {r.note}")
     print("matmul peak (2048² fp32, best of this run's start and end): "
-          + ", ".join(f"{t} thread(s) {g:.1f} GFLOP/s" for t, g in sorted(_PEAKS.items())))
+          + ", ".join(f"{t} thread(s) {g:.1f} GFLOP/s" for t, g in sorted(_PEAKS.items()))
+          + "; over CPU time (the '% cpu' column's reference): "
+          + ", ".join(f"{t} thread(s) {g:.1f} GFLOP/s" for t, g in sorted(_CPU_PEAKS.items())))
 
 
 def _sync(device):
@@ -156,17 +169,20 @@ def _sync(device):
 
 
 def _time_round_robin(calls: dict, repeats: int, device) -> dict:
-    """key -> (best, median) ms over ``repeats`` rounds (after one warm-up round)."""
+    """key -> (best, median, best CPU) ms over ``repeats`` rounds (after one warm-up round); the
+    CPU column is this process's CPU time, which time slices lost to other processes do not inflate."""
     times: dict = {key: [] for key in calls}
+    cpu: dict = {key: [] for key in calls}
     for round_ in range(repeats + 1):
         for label, call in calls.items():
             _sync(device)
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             call()
             _sync(device)
             if round_:
                 times[label].append((time.perf_counter() - start) * 1e3)
-    return {label: (min(t), statistics.median(t)) for label, t in times.items()}
+                cpu[label].append((time.process_time() - start_cpu) * 1e3)
+    return {label: (min(t), statistics.median(t), min(cpu[label])) for label, t in times.items()}
 
 
 _CPU_SDPA = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
@@ -225,11 +241,11 @@ def test_forward_time_per_second_of_latent(settings, rows):
         gflops[label, seconds] = _forward_gflops(
             model, _inputs(model, 1, round(seconds * FRAMES_PER_SECOND), settings["device"]))
     reference = max(s for s in settings["seconds"] if s <= 10.0)
-    for (label, seconds), (best, median) in timings.items():
+    for (label, seconds), (best, median, cpu) in timings.items():
         rows.append(Row("forward", label, count_parameters(models[label]), seconds, 1, best, median,
                         best / seconds, best / timings[label, reference][0], settings["device"].type,
                         torch.get_num_threads(), gflops[label, seconds],
-                        gflops[label, seconds] / gflops[label, reference]))
+                        gflops[label, seconds] / gflops[label, reference], best_cpu_ms=cpu))
         assert best > 0 and gflops[label, seconds] > 0
 
 
@@ -250,10 +266,10 @@ def test_training_step_time(settings, rows):
         calls[label] = step
         flops[label] = _gflops(lambda m=model, z=z, a=angles, t=tokens: (m(z, a, t) - z).pow(2).mean().backward())
     medians = _time_round_robin(calls, max(1, settings["repeats"] - 2), settings["device"])
-    for label, (best, median) in medians.items():
+    for label, (best, median, cpu) in medians.items():
         rows.append(Row("train_step", label, count_parameters(models[label]), length / FRAMES_PER_SECOND,
                         batch, best, median, best / (batch * length / FRAMES_PER_SECOND), None,
-                        settings["device"].type, torch.get_num_threads(), flops[label]))
+                        settings["device"].type, torch.get_num_threads(), flops[label], best_cpu_ms=cpu))
         assert best > 0
 
 
@@ -285,17 +301,19 @@ def test_fine_path_rnns(settings, rows, size_name):
         flops[f"{label} fwd"] = _gflops(calls[f"{label} fwd"])
         flops[f"{label} fwd+bwd"] = _gflops(calls[f"{label} fwd+bwd"])
     medians = _time_round_robin(calls, settings["repeats"] + 2, settings["device"])
-    for label, (best, median) in medians.items():
+    for label, (best, median, cpu) in medians.items():
         rnn, kind = label.split()
         rows.append(Row(f"fine_path {kind}", f"{size_name} {rnn}", params[rnn], 0.0, sequences, best, median,
                         best / sequences, None, settings["device"].type, torch.get_num_threads(),
-                        flops[label], note=f"{sequences} seq × K {size} × H {width}, state {hidden}"))
+                        flops[label], best_cpu_ms=cpu,
+                        note=f"{sequences} seq × K {size} × H {width}, state {hidden}"))
         assert best > 0
 
 
 def test_forward_at_one_and_two_threads(settings, rows):
-    """DPD forward of a guided call (B = 2) at 10 s (the pipeline's calls are shorter windows)."""
-    seconds = settings["seconds"][-1] if settings["quick"] else 10.0
+    """DPD forward of a guided call (B = 2) at 2 s (the pipeline's window: the shape of every
+    denoiser call of `melody-lab generate`) and at 10 s."""
+    lengths = settings["seconds"][-1:] if settings["quick"] else (2.0, 10.0)
     models = {label: model for label, model in _models(settings).items() if label in ("dpd-sru_linear", "dpd-gru")}
     before = torch.get_num_threads()
     try:
@@ -303,12 +321,15 @@ def test_forward_at_one_and_two_threads(settings, rows):
             torch.set_num_threads(threads)
             calls, flops = {}, {}
             for label, model in models.items():
-                args = _inputs(model.eval(), 2, round(seconds * FRAMES_PER_SECOND), settings["device"])
-                calls[label] = (lambda m=model, a=args: torch.no_grad()(m)(*a))
-                flops[label] = _forward_gflops(model, args)
-            for label, (best, median) in _time_round_robin(calls, settings["repeats"], settings["device"]).items():
+                for seconds in lengths:
+                    args = _inputs(model.eval(), 2, round(seconds * FRAMES_PER_SECOND), settings["device"])
+                    calls[label, seconds] = (lambda m=model, a=args: torch.no_grad()(m)(*a))
+                    flops[label, seconds] = _forward_gflops(model, args)
+            timings = _time_round_robin(calls, settings["repeats"], settings["device"])
+            for (label, seconds), (best, median, cpu) in timings.items():
                 rows.append(Row("forward B=2", label, count_parameters(models[label]), seconds, 2, best, median,
-                                best / seconds, None, settings["device"].type, threads, flops[label]))
+                                best / seconds, None, settings["device"].type, threads,
+                                flops[label, seconds], best_cpu_ms=cpu))
                 assert best > 0
     finally:
         torch.set_num_threads(before)

@@ -14,13 +14,14 @@ every stage (one untimed generation under FlopCounterMode), the denoiser's GFLOP
 achieved GFLOP/s, and the fp32 matmul peak measured in the same run (2048², that thread count,
 best of the run's start and end).
 Further tests: the semantic LM with and without its KV cache (time and FLOPs), where the decoder's
-time goes, and the thread policy as the machine is and beside one extra busy process.
+time goes (and its inference route against the training route), and the thread policy as the machine is and beside one extra busy process.
 Nothing here asserts a speed: the numbers go to the README and docs with the machine and command.
 """
 from __future__ import annotations
 
 import csv
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -190,47 +191,52 @@ def test_lm_kv_cache_avoids_recomputation(request):
 
 
 def test_decoder_profile(request):
-    """Where the decoder's time goes for 10 s of latent: per kind of leaf module, and top operators."""
+    """Where the decoder's time goes for 10 s of latent, and the inference route against the training
+    route (weight norm recomputed per call, conv1d, repeat-then-conv up-sampling, out-of-place Snake:
+    what ran before issue 15) timed alternately in the same process, wall and CPU time."""
     quick = request.config.getoption("--quick")
     model, label = _bundle(quick)
     seconds = 1.0 if quick else 10.0
     frames = round(seconds * model.sample_rate / model.codec.hop_length)
     z = torch.rand(1, frames, model.codec.latent_dim) * 2 - 1
-    spent: dict[str, float] = {}
+    codec = model.codec
 
-    def timed(name, module):
-        def before(*_):
-            spent.setdefault(name, 0.0)
-            spent[name] -= time.perf_counter()
+    def inference():
+        with torch.no_grad():
+            return codec.decode(z)
 
-        def after(*_):
-            spent[name] += time.perf_counter()
+    def training_route():
+        with torch.enable_grad():
+            return codec.decode(z).detach()
 
-        return module.register_forward_pre_hook(before), module.register_forward_hook(after)
-
-    decoder = model.codec.decoder
-    leaves = [m for m in decoder.modules()  # the modules that compute (weight norm runs inside conv)
-              if isinstance(m, (torch.nn.Conv1d, torch.nn.ConvTranspose1d))
-              or next(m.children(), None) is None and not type(m).__name__.startswith("_")]
-    with torch.no_grad():
-        model.codec.decode(z)  # warm-up
-        hooks = [h for m in leaves for h in timed(type(m).__name__, m)]
-        start = time.perf_counter()
-        model.codec.decode(z)
-        total = time.perf_counter() - start
-        for h in hooks:
-            h.remove()
-        with torch.profiler.profile() as prof:
-            model.codec.decode(z)
-        with flop_counter.FlopCounterMode(display=False) as counter:
-            model.codec.decode(z)
+    routes = {"inference": inference, "training route": training_route}
+    wall: dict[str, list[float]] = {name: [] for name in routes}
+    cpu: dict[str, list[float]] = {name: [] for name in routes}
+    for round_ in range(2 if quick else 6):  # round 0 is the warm-up
+        for name, call in routes.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            call()
+            if round_:
+                wall[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - start_cpu)
+    difference = (inference() - training_route()).abs().max().item()
+    with torch.no_grad(), torch.profiler.profile() as prof:
+        codec.decode(z)
+    with torch.no_grad(), flop_counter.FlopCounterMode(display=False) as counter:
+        codec.decode(z)
     gflop = counter.get_total_flops() / 1e9
-    print(f"\ndecoder ({label}), {seconds:g} s, {torch.get_num_threads()} thread(s): {total:.3f} s "
-          f"(module hooks on), {gflop:.2f} GFLOP, {gflop / total:.1f} GFLOP/s")
-    for name, value in sorted(spent.items(), key=lambda kv: -kv[1]):
-        print(f"  {name:<20} {value:.3f} s ({value / total:.0%})")
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8))
-    assert total > 0 and gflop > 0 and spent
+    median = {name: statistics.median(v) for name, v in wall.items()}
+    median_cpu = {name: statistics.median(v) for name, v in cpu.items()}
+    print(f"\ndecoder ({label}), {seconds:g} s, {torch.get_num_threads()} thread(s), medians of "
+          f"{len(wall['inference'])}: inference {median['inference']:.3f} s wall / "
+          f"{median_cpu['inference']:.3f} s CPU ({gflop:.2f} GFLOP, "
+          f"{gflop / median_cpu['inference']:.1f} GFLOP/s of CPU time); training route "
+          f"{median['training route']:.3f} s / {median_cpu['training route']:.3f} s: "
+          f"{median['training route'] / median['inference']:.2f}x wall, "
+          f"{median_cpu['training route'] / median_cpu['inference']:.2f}x CPU; "
+          f"max |difference| {difference:.1e}")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=10))
+    assert gflop > 0 and difference <= 1e-4
 
 
 def test_thread_policy_beside_a_busy_process(request):
