@@ -122,6 +122,10 @@ def test_load_pipeline_rebuilds_the_model_behind_a_row(crashed_then_resumed):
     row = next(r for r in crashed_then_resumed["rows"] if r["config"]["denoiser"] == "unet")
     model = load_pipeline(row)
     assert model.config.names == {"codec": "vaegan", "denoiser": "unet"}
+    from melody_lab.train.stages import recipe  # the row records the recipe it sampled with
+
+    saved = json.loads((crashed_then_resumed["out"] / "rows" / f"{row['key']}.json").read_text())
+    assert row["sampling"] == saved["sampling"] == recipe("micro").sampling()
     assert sum(p.numel() for p in model.denoiser.parameters()) == row["columns"]["denoiser_params"]
     c = row["config"]
     audio = model.generate(["a jig"], duration_s=0.5, steps=c["steps"], schedule=c["schedule"],

@@ -244,6 +244,7 @@ def run_ablation(grid: Grid | str | Path, out_dir: str | Path, *, quick: bool = 
 
 def _evaluate_row(grid: Grid, config: Configuration, key: str, stages, corpus, prompts, embedders,
                   references, n_reference, clap_model, clap_status, cache, attributes) -> dict:
+    from ..train.stages import SAMPLING_FIELDS
     from .evaluate import (attribute_accuracy_columns, generate_set, measure_speed, model_metrics,
                            score_audio)
 
@@ -281,4 +282,5 @@ def _evaluate_row(grid: Grid, config: Configuration, key: str, stages, corpus, p
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     return {"key": key, "config": config.__dict__, "columns": columns, "runs": runs,
+            "sampling": {name: getattr(model.config, name) for name in SAMPLING_FIELDS},
             "detail": {**detail, "rtf": speed.to_dict()}}

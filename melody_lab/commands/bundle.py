@@ -27,6 +27,9 @@ def register(subparsers) -> None:
     g.add_argument("--context-chunks", type=int, default=None, metavar="C",
                    help="chunks of known context per continuation window (default M − 1, the "
                         "paper's slide by one chunk; smaller is faster)")
+    g.add_argument("--lm-step", type=int, default=None, metavar="N",
+                   help="new semantic tokens per LM call after the first window (1 … the LM's "
+                        "max_tokens; default: half of max_tokens; the paper recipe: one chunk)")
     p.set_defaults(func=_run)
 
 
@@ -38,7 +41,8 @@ def _run(args) -> int:
     overrides = {k: v for k, v in (("steps", args.steps), ("schedule", args.schedule),
                                    ("guidance", args.guidance),
                                    ("lm_guidance", args.lm_guidance),
-                                   ("context_chunks", args.context_chunks)) if v is not None}
+                                   ("context_chunks", args.context_chunks),
+                                   ("lm_step_tokens", args.lm_step)) if v is not None}
     if args.steps is not None and args.steps < 1:
         raise UserError(f"--steps must be >= 1, got {args.steps}")
     if args.schedule is not None:
@@ -50,6 +54,10 @@ def _run(args) -> int:
     if args.context_chunks is not None and not 1 <= args.context_chunks < chunks:
         raise UserError(f"--context-chunks must be between 1 and {chunks - 1} (the denoiser's "
                         f"window has {chunks} chunks), got {args.context_chunks}")
+    most = model.lm.config.max_tokens
+    if args.lm_step is not None and not 1 <= args.lm_step <= most:
+        raise UserError(f"--lm-step must be between 1 and {most} (the LM's max_tokens), "
+                        f"got {args.lm_step}")
     folder = model.save_pretrained(args.out, half=not args.fp32)
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     print(f"wrote bundle {folder} ({size / 1e6:.1f} MB)")

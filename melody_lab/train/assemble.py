@@ -71,8 +71,9 @@ def pipeline_from_runs(codec: str | Path, mulan: str | Path, tokenizer: str | Pa
         net = load_pretrained(DENOISERS, denoiser)
         window_seconds = window_seconds or saved["window_seconds"]
         num_chunks = saved["num_chunks"]
-        config_overrides = {**{k: saved[k] for k in ("context_chunks", "steps", "schedule",
-                                                     "guidance") if saved.get(k) is not None},
+        config_overrides = {**{k: saved[k] for k in ("context_chunks", "lm_step_tokens", "steps",
+                                                     "schedule", "guidance")
+                               if saved.get(k) is not None},
                             **config_overrides}
     if rvq is None:
         rvq = mulan / "rvq" if (mulan / "rvq").is_dir() else mulan.parent / "rvq"

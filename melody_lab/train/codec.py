@@ -111,23 +111,26 @@ class CodecTask:
     """The codec stage for :func:`run_training`.
 
     ``train_audio`` / ``valid_audio`` are ``[N, T]`` float tensors at the codec's sample rate
-    (whole clips; crops are drawn per step).
+    (whole clips; crops are drawn per step on the CPU). The codec, the discriminator, their
+    optimizer state, each batch and the losses live on ``device``.
     """
 
     name = "codec"
 
     def __init__(self, codec, config: CodecTrainConfig, train_audio: torch.Tensor,
-                 valid_audio: torch.Tensor):
+                 valid_audio: torch.Tensor, device: torch.device | str = "cpu"):
         if config.crop_samples % codec.hop_length:
             raise ValueError(f"crop_samples {config.crop_samples} must be a multiple of the hop "
                              f"length {codec.hop_length}")
         if train_audio.shape[-1] < config.crop_samples:
             raise UserError(f"training clips ({train_audio.shape[-1]} samples) are shorter than "
                             f"the crop ({config.crop_samples} samples)")
-        self.codec, self.config = codec, config
+        self.device = torch.device(device)
+        self.codec, self.config = codec.to(self.device), config
         self.loss = CodecLoss(config.loss)
-        self.train_audio, self.valid_audio = train_audio, valid_audio[: config.val_clips]
-        self.discriminator = CodecDiscriminator(config.discriminator)
+        self.train_audio = train_audio
+        self.valid_audio = valid_audio[: config.val_clips].to(self.device)
+        self.discriminator = CodecDiscriminator(config.discriminator).to(self.device)
         distributed.broadcast_parameters(codec, self.discriminator)
         if config.freeze_encoder:
             codec.encoder.requires_grad_(False)
@@ -153,13 +156,13 @@ class CodecTask:
 
     def train_step(self, step: int, generator: torch.Generator) -> dict[str, float]:
         cfg = self.config
-        audio = self.sample_batch(generator)
+        audio = self.sample_batch(generator).to(self.device)
         recon, aux = self.codec.forward_train(audio)
         stft = self.loss.reconstruction(audio, recon, cfg.stft_ffts)
         bottleneck = (cfg.kl_weight * aux["kl"] if "kl" in aux
                       else cfg.commit_weight * aux["commit"])
         loss = cfg.stft_weight * stft + bottleneck
-        logs = {"stft": stft.item(), **{k: v.item() for k, v in aux.items()}}
+        terms = {"stft": stft, **aux}  # read back once, after the step (one sync on a GPU)
 
         if step >= cfg.gan_start_step:
             d_loss = self.loss.discriminator(self.discriminator(audio),
@@ -174,7 +177,7 @@ class CodecTask:
             fake = self.discriminator(recon)
             adv, fm = self.loss.generator(real, fake)
             loss = loss + cfg.adv_weight * adv + cfg.fm_weight * fm
-            logs.update(disc=d_loss.item(), adv=adv.item(), fm=fm.item())
+            terms.update(disc=d_loss, adv=adv, fm=fm)
 
         self.opt_gen.zero_grad(set_to_none=True)
         loss.backward()
@@ -182,8 +185,8 @@ class CodecTask:
         torch.nn.utils.clip_grad_norm_(self.trainable, cfg.grad_clip)
         self.opt_gen.step()
         self.discriminator.zero_grad(set_to_none=True)  # drop the generator pass's D gradients
-        logs["loss"] = loss.item()
-        return logs
+        terms["loss"] = loss
+        return {k: v.item() for k, v in terms.items()}
 
     def validate(self) -> dict[str, float]:
         return evaluate_codec(self.codec, self.valid_audio)
@@ -200,7 +203,7 @@ def train_codec(config: CodecStageConfig, data: str | Path, out: str | Path,
                 loop: LoopConfig | None = None) -> dict:
     """Build codec + task, load the corpus, run the shared loop; returns the final loop state."""
     loop = loop or config.loop()
-    distributed.setup(allow_cuda=False)  # this stage trains on CPU ranks (gloo) under torchrun
+    device = distributed.setup()
     torch.manual_seed(loop.seed)  # the initial weights (codec and discriminator) follow the seed
     codec = build_codec(config.codec, config.preset)
     init, provenance = None, {}
@@ -214,7 +217,7 @@ def train_codec(config: CodecStageConfig, data: str | Path, out: str | Path,
         codec = init  # fine-tuning keeps the source's architecture
     cfg = config.train
     task = CodecTask(codec, cfg, load_split_audio(data, "train", codec.sample_rate),
-                     load_split_audio(data, "valid", codec.sample_rate))
+                     load_split_audio(data, "valid", codec.sample_rate), device)
     record = {"model": component_record(codec, preset=config.preset), "train": cfg.to_dict(),
               **provenance}
     if init is not None and latest_checkpoint(out) is None:

@@ -110,13 +110,18 @@ def build_cache(data, split: str, mulan_dir: Path, tokenizer_dir: Path, cache_di
 
 
 class LMTask:
-    """A :class:`~melody_lab.train.loop.TrainTask` for the semantic LM."""
+    """A :class:`~melody_lab.train.loop.TrainTask` for the semantic LM.
+
+    The token/code caches stay on the CPU (batches are drawn there); the model, its optimizer
+    state, each batch and the loss live on ``device`` (bf16 autocast on CUDA)."""
 
     name = "lm"
 
     def __init__(self, model: SemanticLM, cfg: LMTrainConfig, train: dict, valid: dict,
-                 total_steps: int):
+                 total_steps: int, device: torch.device | str = "cpu"):
         self.model, self.cfg, self.train, self.valid, self.total = model, cfg, train, valid, total_steps
+        self.device = torch.device(device)
+        model.to(self.device)
         distributed.broadcast_parameters(model)
         self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                      betas=(0.9, 0.95))
@@ -146,7 +151,10 @@ class LMTask:
         null = None  # CFG dropout: drawn only when asked, so runs without it keep their stream
         if self.model.config.cond_dropout > 0:
             null = torch.rand(len(idx), generator=generator) < self.model.config.cond_dropout
-        loss = self.model.loss(codes, self._crop(tokens[idx], starts), null)
+            null = null.to(self.device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            loss = self.model.loss(codes.to(self.device),
+                                   self._crop(tokens[idx], starts).to(self.device), null).float()
         set_lr(self.opt, lr_at(step, self.cfg.lr, self.cfg.warmup_steps, self.total))
         self.opt.zero_grad()
         loss.backward()
@@ -159,7 +167,8 @@ class LMTask:
         tokens = self.valid["tokens"][:, : self.model.config.max_tokens]
         total = 0.0
         for i in range(0, len(tokens), 64):
-            total += self.model.loss(codes[i: i + 64], tokens[i: i + 64]).item() \
+            total += self.model.loss(codes[i: i + 64].to(self.device),
+                                     tokens[i: i + 64].to(self.device)).item() \
                 * len(tokens[i: i + 64])
         return total / len(tokens)
 
@@ -187,7 +196,7 @@ def train_lm(config: LMStageConfig, data, out, loop: LoopConfig | None = None, *
     """Cache tokens/codes, then train (or resume) the LM into ``out``; ``mulan`` (with its
     ``rvq/``) and ``tokenizer`` are the upstream run folders or exports."""
     loop = loop or config.loop()
-    distributed.setup(allow_cuda=False)  # this stage trains on CPU ranks (gloo) under torchrun
+    device = distributed.setup()
     out, mulan_dir, tokenizer_dir = Path(out), locate(mulan), locate(tokenizer)
     if not (mulan_dir / "rvq" / "config.json").is_file():
         raise UserError(f"{mulan_dir} has no rvq/ folder: train MuLan with `melody-lab train "
@@ -213,7 +222,7 @@ def train_lm(config: LMStageConfig, data, out, loop: LoopConfig | None = None, *
         init = _with_cond_dropout(init, cfg.cond_dropout)
     model = init if init is not None else SemanticLM(
         cfg.replace(max_tokens=min(cfg.max_tokens, train["tokens"].shape[1])))
-    task = LMTask(model, tcfg, train, valid, total_steps=loop.max_steps)
+    task = LMTask(model, tcfg, train, valid, total_steps=loop.max_steps, device=device)
     record = {"model": component_record(model), "train": tcfg.to_dict(), "preset": preset,
               "mulan": str(mulan_dir.resolve()), "tokenizer": str(tokenizer_dir.resolve()),
               **provenance}

@@ -208,10 +208,7 @@ def run_training(
                         board.add_scalar(f"val/{k}", v, step)
             out_of_time = (loop.max_minutes is not None
                            and time.monotonic() - started > 60 * loop.max_minutes)
-            if distributed.is_distributed():  # every rank must stop at the same step
-                flag = torch.tensor([float(out_of_time)])
-                torch.distributed.broadcast(flag, src=0)
-                out_of_time = bool(flag.item())
+            out_of_time = distributed.broadcast_flag(out_of_time)  # all ranks stop at one step
             if step % loop.ckpt_every == 0 or step == loop.max_steps or out_of_time:
                 checkpoint(step)
             if out_of_time:

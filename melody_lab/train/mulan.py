@@ -94,13 +94,17 @@ def counterfactual_table(captions: list[str], count: int, seed: int
 
 
 class MuLanTask:
-    """A :class:`~melody_lab.train.loop.TrainTask` for MuLan."""
+    """A :class:`~melody_lab.train.loop.TrainTask` for MuLan.
+
+    The feature caches are computed (and the text tower runs) on the CPU, with ``model`` still
+    there; then the model, its optimizer state, each batch and the loss move to ``device``."""
 
     name = "mulan"
 
     def __init__(self, model: MuLan, cfg: MuLanTrainConfig, train: Split, valid: Split,
-                 total_steps: int, seed: int = 0):
+                 total_steps: int, seed: int = 0, device: torch.device | str = "cpu"):
         self.model, self.cfg, self.total = model, cfg, total_steps
+        self.device = torch.device(device)
         self.mels = cached_features(model, train.audio)  # [N, C, frames]
         with torch.no_grad():
             flat = self.mels.transpose(1, 2).reshape(-1, self.mels.shape[1])
@@ -126,6 +130,7 @@ class MuLanTask:
         self.val_hard, self.val_hard_mask = counterfactual_table(val_unique, 4, seed + 1)
         c = model.config
         self.crop = min(self.mels.shape[-1], int(cfg.crop_seconds * c.sample_rate / c.hop_length))
+        model.to(self.device)
         distributed.broadcast_parameters(model)
         self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
@@ -142,13 +147,14 @@ class MuLanTask:
         choice = (torch.rand(len(idx), generator=generator) * self.cap_count[idx]).long()
         mel = torch.stack([self.mels[i, :, s: s + self.crop] for i, s in zip(idx, starts)])
         caps = self.cap_table[idx, choice]
-        audio_emb = self.model.embed_features(mel)
-        text_emb = self.model.embed_sentence_features(self.text_feats[caps])
+        dev = self.device
+        audio_emb = self.model.embed_features(mel.to(dev))
+        text_emb = self.model.embed_sentence_features(self.text_feats[caps].to(dev))
         hard = mask = None
         if self.hard is not None:
-            hard = self.model.embed_sentence_features(self.hard[caps])  # [B, K, E]
-            mask = self.hard_mask[caps]
-        loss = self.model.contrastive_loss(audio_emb, text_emb, caps, hard, mask)
+            hard = self.model.embed_sentence_features(self.hard[caps].to(dev))  # [B, K, E]
+            mask = self.hard_mask[caps].to(dev)
+        loss = self.model.contrastive_loss(audio_emb, text_emb, caps.to(dev), hard, mask)
         set_lr(self.opt, lr_at(step, self.cfg.lr, self.cfg.warmup_steps, self.total))
         self.opt.zero_grad()
         loss.backward()
@@ -158,19 +164,22 @@ class MuLanTask:
         return {"loss": loss.item(), "temp": 1 / self.model.log_inv_temperature.exp().item()}
 
     def embed_split(self, mels: torch.Tensor, feats: torch.Tensor, cap_idx: torch.Tensor):
-        audio = torch.cat([self.model.embed_features(mels[i: i + 64])
+        """(text ``[N, E]``, audio ``[N, E]``) embeddings of CPU caches, on the task's device."""
+        dev = self.device
+        audio = torch.cat([self.model.embed_features(mels[i: i + 64].to(dev))
                            for i in range(0, len(mels), 64)])
-        return self.model.embed_sentence_features(feats)[cap_idx], audio
+        return self.model.embed_sentence_features(feats.to(dev))[cap_idx.to(dev)], audio
 
     def validate(self) -> dict[str, float]:
-        text, audio = self.embed_split(self.val_mels, self.val_text_feats, self.val_cap_idx)
-        m = retrieval_metrics(text, audio, self.val_cap_idx)
-        loss = self.model.contrastive_loss(audio, text, self.val_cap_idx).item()
+        dev, cap_idx = self.device, self.val_cap_idx
+        text, audio = self.embed_split(self.val_mels, self.val_text_feats, cap_idx)
+        m = retrieval_metrics(text.cpu(), audio.cpu(), cap_idx)
+        loss = self.model.contrastive_loss(audio, text, cap_idx.to(dev)).item()
         # one-attribute discrimination: does a clip score its caption above every counterfactual?
-        hard = self.model.embed_sentence_features(self.val_hard)[self.val_cap_idx]  # [N, 4, E]
+        hard = self.model.embed_sentence_features(self.val_hard.to(dev))[cap_idx.to(dev)]  # [N, 4, E]
         true = (audio * text).sum(-1, keepdim=True)
         other = torch.einsum("ne,nke->nk", audio, hard).masked_fill(
-            ~self.val_hard_mask[self.val_cap_idx], -2.0)
+            ~self.val_hard_mask[cap_idx].to(dev), -2.0)
         counterfactual_acc = (true > other).all(-1).float().mean().item()
         return {"loss": loss, "counterfactual_acc": counterfactual_acc,
                 **{k: m[k] for k in ("r@1", "r@10", "median_rank", "caption_r@1", "mcc")}}
@@ -180,10 +189,10 @@ class MuLanTask:
         """RVQ on train-split audio + caption embeddings, written to ``out_dir`` (export layout)."""
         self.model.eval()
         text, audio = self.embed_split(self.mels, self.text_feats, self.cap_idx)
-        unique_text = self.model.embed_sentence_features(self.text_feats)
+        unique_text = self.model.embed_sentence_features(self.text_feats.to(self.device))
         c = self.model.config
         rvq = ResidualVQ(c.rvq_levels, c.rvq_codebook_size, c.embed_dim)
-        rvq.fit(torch.cat([audio, unique_text]), seed=seed)
+        rvq.fit(torch.cat([audio, unique_text]).cpu(), seed=seed)  # k-means on the CPU
         rvq.save_pretrained(out_dir)
         return rvq
 
@@ -194,13 +203,14 @@ def train_mulan(config: MuLanStageConfig, data: str | Path, out: str | Path,
 
     ``loop``: default ``config.loop()``; its ``seed`` also seeds the model and the RVQ fit."""
     loop = loop or config.loop()
-    distributed.setup(allow_cuda=False)  # this stage trains on CPU ranks (gloo) under torchrun
+    device = distributed.setup()
     cfg, tcfg = MULAN_PRESETS[config.preset], config.train
     torch.manual_seed(loop.seed)
     model = MuLan(cfg)
     train = load_split(data, "train", cfg.sample_rate)
     valid = load_split(data, "valid", cfg.sample_rate)
-    task = MuLanTask(model, tcfg, train, valid, total_steps=loop.max_steps, seed=loop.seed)
+    task = MuLanTask(model, tcfg, train, valid, total_steps=loop.max_steps, seed=loop.seed,
+                     device=device)
     del train, valid  # the task keeps the features only; free the raw audio
     record = {"model": component_record(model), "train": tcfg.to_dict(), "preset": config.preset}
     state = run_training(task, out, loop, record)

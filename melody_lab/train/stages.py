@@ -37,6 +37,9 @@ from .tokenizer import TokenizerStageConfig, fit_tokenizer
 
 PRESETS = ("micro", "tiny", "paper", "paper_micro")
 
+#: the ``MeLoDyConfig`` fields a :class:`Recipe` sets in the bundles it makes (``Recipe.sampling``)
+SAMPLING_FIELDS = ("context_chunks", "lm_step_tokens", "guidance")
+
 #: optimisation steps per preset of the gradient stages under ``train all`` and the ablation
 #: grids (the one place for them; ``mulan``/``lm`` None = their train preset's own ``steps``)
 STAGE_STEPS = {
@@ -75,8 +78,7 @@ class Recipe:
 
     def sampling(self) -> dict:
         """The ``MeLoDyConfig`` fields this recipe sets in the bundle ``train all`` writes."""
-        return {"context_chunks": self.context_chunks, "lm_step_tokens": self.lm_step_tokens,
-                "guidance": self.guidance}
+        return {name: getattr(self, name) for name in SAMPLING_FIELDS}
 
 
 #: preset → its :class:`Recipe` (the one place for the numbers of the paper's operating point;
