@@ -38,10 +38,10 @@ from melody_lab.denoisers import build_denoiser, count_parameters
 from melody_lab.denoisers.sru import build_bidirectional_rnn
 
 FRAMES_PER_SECOND = 125
-PREVIOUS_TINY = {"rnn_type": "gru", "ffn_mult": 4}  # the shipped bundle's DPD (the previous tiny preset)
+PREVIOUS_TINY = {"rnn_type": "gru", "ffn_mult": 4}  # the shipped bundle's DPD (= the tiny preset)
 MODELS = {  # label -> (name, preset, overrides)
-    "dpd-sru_linear": ("dpd", "tiny", {"rnn_type": "sru_linear"}),  # = the tiny preset (loop recurrence)
-    "dpd-sru_linear-scan": ("dpd", "tiny", {"rnn_type": "sru_linear", "rnn_recurrence": "scan"}),
+    "dpd-sru_linear": ("dpd", "tiny", {"rnn_type": "sru_linear", "ffn_mult": 5}),  # the input-gated SRU at tiny size
+    "dpd-sru_linear-scan": ("dpd", "tiny", {"rnn_type": "sru_linear", "ffn_mult": 5, "rnn_recurrence": "scan"}),
     "dpd-sru": ("dpd", "tiny", {**PREVIOUS_TINY, "rnn_type": "sru"}),
     "dpd-gru": ("dpd", "tiny", PREVIOUS_TINY),
     "unet-param": ("unet", "tiny", {}),

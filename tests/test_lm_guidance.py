@@ -8,6 +8,7 @@ import torch
 from melody_lab.cli import main
 from melody_lab.errors import UserError
 from melody_lab.semantic import SemanticLM, build_lm
+from melody_lab.semantic.lm import LM_PRESETS, SemanticLMConfig
 from melody_lab.train.lm import LMTask, LMTrainConfig
 from melody_lab.train.loop import step_generator
 
@@ -170,15 +171,24 @@ def test_an_lm_with_cond_dropout_trains():
     assert cond < 0.5 * uncond, (cond, uncond)
 
 
-def test_old_bundle_loads_without_cfg():
+def test_an_lm_without_cond_dropout_refuses_guidance():
+    """An LM of an old config (no ``cond_dropout`` field → 0) has no null prefix: guidance 1 only."""
+    lm = SemanticLM(SemanticLMConfig.from_dict(
+        {k: v for k, v in LM_PRESETS["micro"].to_dict().items() if k != "cond_dropout"}))
+    assert lm.config.cond_dropout == 0.0 and not lm.has_null_prefix
+    from melody_lab.pipeline import MeLoDyConfig
+    assert MeLoDyConfig().lm_guidance == 1.0
+    with pytest.raises(UserError, match="cond_dropout"):
+        lm.generate(torch.zeros(1, lm.config.mulan_levels, dtype=torch.long), 3, guidance=2.0)
+
+
+def test_shipped_bundle_samples_with_lm_guidance():
+    """The shipped tiny bundle's LM was trained with CFG dropout and samples with guidance 3."""
     from melody_lab.pipeline import MeLoDy
 
     model = MeLoDy.from_pretrained("tiny")
-    assert model.lm.config.cond_dropout == 0.0 and not model.lm.has_null_prefix
-    assert model.config.lm_guidance == 1.0
-    with pytest.raises(UserError, match="cond_dropout"):
-        model.lm.generate(torch.zeros(1, model.lm.config.mulan_levels, dtype=torch.long), 3,
-                          guidance=2.0)
+    assert model.lm.config.cond_dropout == 0.1 and model.lm.has_null_prefix
+    assert model.config.lm_guidance == 3.0
 
 
 def _run(argv):
