@@ -47,4 +47,6 @@ def test_load_pipeline_applies_the_rows_sampling_settings():
     # a row written before rows recorded their sampling, from runs whose LM record names no
     # preset (here: bundle parts): the bundle's own settings, as before
     config = load_pipeline({"runs": dict(TINY)}).config
-    assert (config.context_chunks, config.lm_step_tokens) == (1, None)
+    shipped = MeLoDy.from_pretrained("tiny").config
+    assert (config.context_chunks, config.lm_step_tokens, config.lm_guidance) == (
+        shipped.context_chunks, shipped.lm_step_tokens, shipped.lm_guidance)

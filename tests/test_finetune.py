@@ -120,7 +120,10 @@ def test_rebundle_mixed_sources_loads_and_generates(finetuned, tmp_path):
     # a denoiser taken from the shipped bundle keeps the bundle's window and sampling defaults
     assert main(["bundle", "--codec=tiny", "--mulan=tiny", "--tokenizer=tiny",
                  f"--lm={finetuned / 'lm'}", "--denoiser=tiny", "--out", str(tmp_path / "b2")]) == 0
-    assert MeLoDy.from_pretrained(tmp_path / "b2").config == MeLoDy.from_pretrained("tiny").config
+    # (the LM here is a run, not the bundle's: it samples with `bundle --lm-guidance`, default 1)
+    rebundled = MeLoDy.from_pretrained(tmp_path / "b2").config
+    assert rebundled.lm_guidance == 1.0
+    assert rebundled.replace(lm_guidance=3.0) == MeLoDy.from_pretrained("tiny").config
 
 
 def test_the_shipped_bundle_has_a_verified_model_card():

@@ -209,9 +209,20 @@ def test_cli_lm_guidance_bounds(value, match, tmp_path, capsys):
     assert match in err and "Traceback" not in err and not out.exists()
 
 
+def _bundle_without_cfg(folder):
+    """A debug (micro) bundle whose LM has no null prefix (``cond_dropout`` 0, as before CFG)."""
+    from melody_lab.debug import build_debug_pipeline
+
+    model = build_debug_pipeline()
+    model.lm = SemanticLM(model.lm.config.replace(cond_dropout=0.0))
+    return str(model.save_pretrained(folder))
+
+
 def test_cli_lm_guidance_needs_a_cfg_lm(tmp_path, capsys):
-    out = tmp_path / "x.wav"  # the shipped bundle's LM has no null prefix
-    assert _run(["generate", "a reel", "--lm-guidance", "3", "--out", str(out)]) == 2
+    out = tmp_path / "x.wav"
+    bundle = _bundle_without_cfg(tmp_path / "old")
+    assert _run(["generate", "a reel", "--bundle", bundle, "--lm-guidance", "3",
+                 "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "cond_dropout" in err and "Traceback" not in err and not out.exists()
 
@@ -237,7 +248,8 @@ def test_cli_lm_guidance_reaches_the_plan(tmp_path, capsys):
 
 def test_bundle_lm_guidance_needs_a_cfg_lm(tmp_path, capsys):
     out = tmp_path / "b"
-    parts = [a for s in ("codec", "mulan", "tokenizer", "lm", "denoiser") for a in (f"--{s}", "tiny")]
+    old = _bundle_without_cfg(tmp_path / "old")
+    parts = [a for s in ("codec", "mulan", "tokenizer", "lm", "denoiser") for a in (f"--{s}", old)]
     assert _run(["bundle", *parts, "--lm-guidance", "2", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "cond_dropout" in err and "Traceback" not in err and not out.exists()

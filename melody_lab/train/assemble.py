@@ -45,7 +45,8 @@ def pipeline_from_runs(codec: str | Path, mulan: str | Path, tokenizer: str | Pa
 
     Each folder is an export, a training run, a whole bundle or ``tiny``
     (``melody_lab.io.resolve``); a denoiser run gives its EMA weights and the chunking and window
-    it was trained with (a denoiser taken from a bundle: that bundle's ``melody.json``).
+    it was trained with (a denoiser taken from a bundle: that bundle's ``melody.json``); an LM
+    taken from a bundle keeps that bundle's LM sampling (``lm_guidance``, temperature, top-k).
     """
     from ..codecs import load_codec
     from ..data import load_corpus_info
@@ -75,6 +76,11 @@ def pipeline_from_runs(codec: str | Path, mulan: str | Path, tokenizer: str | Pa
                                                      "schedule", "guidance")
                                if saved.get(k) is not None},
                             **config_overrides}
+    lm_bundle = lm if (lm / "melody.json").is_file() else lm.parent
+    if (lm_bundle / "melody.json").is_file():  # an LM taken from a bundle keeps how it sampled
+        saved = read_json(lm_bundle / "melody.json").get("config", {})
+        config_overrides = {**{k: saved[k] for k in ("lm_guidance", "temperature", "top_k")
+                               if k in saved}, **config_overrides}
     if rvq is None:
         rvq = mulan / "rvq" if (mulan / "rvq").is_dir() else mulan.parent / "rvq"
     config = MeLoDyConfig(window_seconds=window_seconds, num_chunks=num_chunks,
