@@ -37,6 +37,15 @@ def _run_summary(folder: Path) -> dict:
     return summary
 
 
+def _bundle_config(part: Path) -> dict | None:
+    """The sampling config (``melody.json``) of the bundle that ``part`` is, or is a component
+    folder of; None when it belongs to no bundle (a run folder or an export)."""
+    for folder in (part, part.parent):
+        if (folder / "melody.json").is_file():
+            return read_json(folder / "melody.json").get("config", {})
+    return None
+
+
 def pipeline_from_runs(codec: str | Path, mulan: str | Path, tokenizer: str | Path,
                        lm: str | Path, denoiser: str | Path, window_seconds: float | None = None,
                        rvq: str | Path | None = None, **config_overrides) -> MeLoDy:
@@ -64,11 +73,10 @@ def pipeline_from_runs(codec: str | Path, mulan: str | Path, tokenizer: str | Pa
                               or float(load_corpus_info(record["data"])["clip_seconds"]))
         num_chunks = train["num_chunks"]
     else:  # a denoiser inside a bundle (or the bundle itself): the bundle says how it runs
-        bundle = denoiser if (denoiser / "melody.json").is_file() else denoiser.parent
-        if not (bundle / "melody.json").is_file():
+        saved = _bundle_config(denoiser)
+        if saved is None:
             raise UserError(f"{denoiser} is not a `melody-lab train denoiser` run folder nor a "
                             f"bundle's denoiser")
-        saved = read_json(bundle / "melody.json").get("config", {})
         net = load_pretrained(DENOISERS, denoiser)
         window_seconds = window_seconds or saved["window_seconds"]
         num_chunks = saved["num_chunks"]
@@ -76,9 +84,8 @@ def pipeline_from_runs(codec: str | Path, mulan: str | Path, tokenizer: str | Pa
                                                      "schedule", "guidance")
                                if saved.get(k) is not None},
                             **config_overrides}
-    lm_bundle = lm if (lm / "melody.json").is_file() else lm.parent
-    if (lm_bundle / "melody.json").is_file():  # an LM taken from a bundle keeps how it sampled
-        saved = read_json(lm_bundle / "melody.json").get("config", {})
+    saved = _bundle_config(lm)
+    if saved is not None:  # an LM taken from a bundle keeps how it sampled
         config_overrides = {**{k: saved[k] for k in ("lm_guidance", "temperature", "top_k")
                                if k in saved}, **config_overrides}
     if rvq is None:
