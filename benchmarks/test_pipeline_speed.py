@@ -3,12 +3,12 @@
     OMP_NUM_THREADS=1 .venv/bin/python -m pytest benchmarks/test_pipeline_speed.py -s          # tiny: 10 s, 10 steps, w = 2.5
     OMP_NUM_THREADS=1 .venv/bin/python -m pytest benchmarks/test_pipeline_speed.py -s --quick  # micro smoke run (CI)
 
-Models: the shipped tiny bundle when it exists (its DPD has the *previous* tiny preset, GRU fine
-path: the comparison row), else a random-weight pipeline of exactly the tiny sizes; and the same
-pipeline with a DPD of today's tiny preset swapped in (random weights: speed does not depend on
-them, and the bundle is retrained later). Each (model, continuation setting, thread count) is one CSV row:
-``context_chunks`` the bundle's default and M − 1 (the paper's slide-by-one-chunk); 1 and 2 torch
-threads (set in-process, whatever OMP_NUM_THREADS says; --quick: 1 thread). Timings follow melody_lab.metrics.rtf: a
+Models: the shipped tiny bundle when it exists, else a random-weight pipeline of exactly the tiny
+sizes; and, only when the ``tiny`` DPD preset differs from the bundle's DPD, the same pipeline with
+a DPD of that preset swapped in (random weights: speed does not depend on them). Today both are
+the GRU fine path, so there is one model. Each (model, continuation setting, thread count) is one
+CSV row: ``context_chunks`` the bundle's default, M − 1 (the paper's slide-by-one-chunk) and 1
+(version 1's bundle default; not with --quick); 1 and 2 torch threads (set in-process, whatever OMP_NUM_THREADS says; --quick: 1 thread). Timings follow melody_lab.metrics.rtf: a
 warm-up run, then the median of timed runs. Each row also gives the matmul/conv/attention FLOPs of
 every stage (one untimed generation under FlopCounterMode), the denoiser's GFLOP per call and
 achieved GFLOP/s, and the fp32 matmul peak measured in the same run (2048², that thread count,
@@ -111,7 +111,8 @@ def test_generation_speed(request, tmp_path):
         for label, model in _models(quick).items():
             default_context = model.config.context_chunks
             paper_context = model.config.num_chunks - 1
-            for context in dict.fromkeys((default_context or paper_context, paper_context)):
+            contexts = (default_context or paper_context, paper_context) + (() if quick else (1,))
+            for context in dict.fromkeys(contexts):  # 1: version 1's bundle default (the issue's 5.45 s)
                 model.config.context_chunks = context
                 flops, calls = _stage_flops(model, seconds, steps)
                 for threads in (1,) if quick else (1, 2):  # --quick stays fast beside other jobs
@@ -132,7 +133,8 @@ def test_generation_speed(request, tmp_path):
                         "model": label, "fine_path": model.denoiser.config.rnn_type,
                         "context_chunks": context,
                         "setting": ("paper (slide by one chunk)" if context == paper_context
-                                    else "bundle default"),
+                                    else "bundle default" if context == default_context
+                                    else f"{context} chunk(s) of context"),
                         "threads": threads, "seconds": seconds, "steps": steps, "guidance": 2.5,
                         "rtf": result.rtf, "total_s": result.total_seconds,
                         **{f"{k}_s": v for k, v in stage_s.items()},

@@ -133,6 +133,25 @@ def test_load_pipeline_rebuilds_the_model_behind_a_row(crashed_then_resumed):
     assert audio.shape == (1, model.sample_rate // 2) and torch.isfinite(audio).all()
 
 
+def test_eval_context_chunks_replaces_the_models_continuation(crashed_then_resumed, micro_corpus):
+    from melody_lab.ablation.stages import Stages
+
+    plain = grid_from_dict({**MICRO_GRID, "data": {"corpus": str(micro_corpus)}})
+    assert "context_chunks" not in plain.fixed_settings()["eval"]  # absent: old row keys stay
+    raw = {**MICRO_GRID, "data": {"corpus": str(micro_corpus)},
+           "eval": {**MICRO_GRID["eval"], "context_chunks": 1}}
+    grid = grid_from_dict(raw)
+    config = grid.configurations()[0]
+    assert grid.row_key(config) != plain.row_key(config)
+    out = crashed_then_resumed["out"]  # its stages are trained: nothing trains here
+    own, _ = Stages(plain, micro_corpus, out).pipeline(config)
+    model, _ = Stages(grid, micro_corpus, out).pipeline(config)
+    assert own.config.context_chunks != 1 and model.config.context_chunks == 1
+    too_many = grid_from_dict({**raw, "eval": {**raw["eval"], "context_chunks": model.config.num_chunks}})
+    with pytest.raises(UserError, match="eval.context_chunks must be below"):
+        Stages(too_many, micro_corpus, out).pipeline(config)
+
+
 def _grid(**changes) -> dict:
     raw = {**MICRO_GRID, "data": {"preset": "micro"}}
     for section, value in changes.items():

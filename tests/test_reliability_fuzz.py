@@ -124,6 +124,8 @@ COMMANDS = {
                        ["--data", "--codec", "--tokenizer", "--out", "--denoiser", "--preset",
                         "--steps", "--batch-size", "--lr", "--chunks", "--crop-seconds",
                         "--max-minutes", "--seed", "--init-from"]),
+    "diagnose": (["diagnose", "--corpus", "MISSING", "--n", "2", "--paths", "real"],
+                 ["--bundle", "--corpus", "--split", "--n", "--paths", "--out", "--threads"]),
     "train all": (["train", "all", "--preset", "micro"],
                   ["--preset", "--data", "--out", "--codec", "--denoiser", "--max-minutes",
                    "--seed", "--init-from", "--steps"]),
@@ -141,6 +143,8 @@ def test_every_flag_takes_any_value_without_a_traceback(command, area, capsys, m
         base += ["--bundle", str(bundle), "--out", str(root / "scratch" / "o.wav")]
     elif command == "data import":
         base += ["--out", str(root / "scratch" / "corpus")]
+    elif command == "diagnose":  # never runs: the corpus is missing unless --corpus itself is drawn
+        base += ["--out", str(root / "scratch" / "diagnosis")]
     else:  # training never starts: the corpus is missing unless --data itself is drawn
         base += ["--data", str(root / "missing"), "--out", str(root / "scratch" / "run")]
 

@@ -230,3 +230,15 @@ def test_bigram_baseline_beats_unigram_on_sticky_sequences():
 
     tokens = torch.arange(8).repeat_interleave(4).repeat(20, 1)  # each token held for 4 frames
     assert bigram_cross_entropy(tokens, tokens, 8) < 1.0 < 2.0 < unigram_cross_entropy(tokens, tokens, 8)
+
+
+def test_pad_ragged_keeps_each_row_and_masks_the_padding():
+    from melody_lab.train.mulan import pad_ragged
+
+    table, mask = pad_ragged(torch.arange(10), [3, 0, 5, 2])
+    assert table.tolist() == [[0, 1, 2, 0, 0], [0, 0, 0, 0, 0], [3, 4, 5, 6, 7], [8, 9, 0, 0, 0]]
+    assert mask.sum(1).tolist() == [3, 0, 5, 2] and table.dtype == torch.long
+    feats = torch.randn(7, 4)
+    table, mask = pad_ragged(feats, [2, 3, 0, 2], width=4)  # [rows, width, 4]
+    assert table.shape == (4, 4, 4) and torch.equal(table[1, :3], feats[2:5])
+    assert not table[~mask].any()

@@ -243,7 +243,9 @@ class ReuseSection(Section):
 class EvalSection(Section):
     """The fixed evaluation: prompts × seeds clips of ``duration_s`` from ``split``, the FAD
     ``embedders``, the CLAP model (``none``: skipped), speed and confidence-interval settings,
-    and ``controls``: also score the control rows of :mod:`~melody_lab.ablation.controls`."""
+    ``controls``: also score the control rows of :mod:`~melody_lab.ablation.controls`, and
+    ``context_chunks``: the continuation setting every configuration samples with (absent: each
+    model's own, e.g. a bundle's ``melody.json``)."""
 
     prompts: int = setting(16, minimum=2)
     seeds: list[int] = setting([0], minimum=0)
@@ -258,7 +260,8 @@ class EvalSection(Section):
     confidence: float = setting(0.95, positive=True, below=1)
     fad_infinity_min_n: int = setting(10, minimum=4)
     controls: bool | None = None  # None (absent): no control rows, and the row keys stay those of before
-    optional = ("controls",)
+    context_chunks: int | None = setting(None, minimum=0)  # None (absent): each model's own continuation
+    optional = ("controls", "context_chunks")
 
     def __post_init__(self):
         if self.clap == "none":

@@ -196,10 +196,18 @@ class Stages:
             if (names.get("codec"), names.get("denoiser")) != (config.codec, config.denoiser):
                 raise UserError(f"reuse.bundle holds {names.get('codec')}/{names.get('denoiser')}, but "
                                 f"the grid asks for {config.codec}/{config.denoiser}; fix axes.codec/denoiser")
-            return model, {"bundle": bundle}
-        runs = {**self.semantic(), "codec": self.codec(config.codec),
-                "denoiser": self.denoiser(*self.model_key(config))}
-        model = pipeline_from_runs(runs["codec"], runs["mulan"], runs["tokenizer"], runs["lm"],
-                                   runs["denoiser"], rvq=runs["rvq"],
-                                   **recipe(self.grid.train.preset).sampling())  # as train all
-        return model, {k: str(v) for k, v in runs.items()}
+            runs = {"bundle": bundle}
+        else:
+            runs = {**self.semantic(), "codec": self.codec(config.codec),
+                    "denoiser": self.denoiser(*self.model_key(config))}
+            model = pipeline_from_runs(runs["codec"], runs["mulan"], runs["tokenizer"], runs["lm"],
+                                       runs["denoiser"], rvq=runs["rvq"],
+                                       **recipe(self.grid.train.preset).sampling())  # as train all
+            runs = {k: str(v) for k, v in runs.items()}
+        context = self.grid.eval.context_chunks
+        if context is not None:  # the grid's continuation setting replaces the model's own
+            if context >= model.config.num_chunks:
+                raise UserError(f"grid: eval.context_chunks must be below the model's num_chunks "
+                                f"({model.config.num_chunks}), got {context}")
+            model.config.context_chunks = context
+        return model, runs

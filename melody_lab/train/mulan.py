@@ -75,6 +75,21 @@ def cached_features(model: MuLan, audio: torch.Tensor, batch: int = 64) -> torch
     return torch.cat([model.features(audio[i: i + batch]) for i in range(0, len(audio), batch)])
 
 
+def pad_ragged(flat: torch.Tensor, lengths: list[int], width: int | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of a ragged list stored back to back (``flat [sum(lengths), ...]``) → a zero-padded
+    table ``[len(lengths), width, ...]`` (width: the longest row) and its mask ``[len(lengths), width]``."""
+    width = max(lengths, default=0) if width is None else width
+    table = flat.new_zeros(len(lengths), width, *flat.shape[1:])
+    mask = torch.zeros(len(lengths), width, dtype=torch.bool)
+    offset = 0
+    for i, length in enumerate(lengths):
+        table[i, :length] = flat[offset: offset + length]
+        mask[i, :length] = True
+        offset += length
+    return table, mask
+
+
 def counterfactual_table(captions: list[str], count: int, seed: int
                          ) -> tuple[torch.Tensor, torch.Tensor]:
     """``U`` captions → MiniLM features of ``count`` counterfactuals each ``[U, count, 384]`` and
@@ -83,14 +98,7 @@ def counterfactual_table(captions: list[str], count: int, seed: int
     variants = [counterfactual_captions(c, rng, count) for c in captions]
     unique, flat = caption_index([v for vs in variants for v in vs])
     feats = encode_captions(unique)
-    table = torch.zeros(len(captions), count, feats.shape[1])
-    mask = torch.zeros(len(captions), count, dtype=torch.bool)
-    offset = 0
-    for i, vs in enumerate(variants):
-        table[i, : len(vs)] = feats[flat[offset: offset + len(vs)]]
-        mask[i, : len(vs)] = True
-        offset += len(vs)
-    return table, mask
+    return pad_ragged(feats[flat] if len(flat) else feats[:0], [len(vs) for vs in variants], count)
 
 
 class MuLanTask:
@@ -115,13 +123,9 @@ class MuLanTask:
         self.hard = self.hard_mask = None
         if cfg.hard_negatives:  # [U, K, 384] and [U, K]
             self.hard, self.hard_mask = counterfactual_table(unique, cfg.hard_negatives, seed)
-        width = max(len(cs) for cs in train.caption_lists)
-        self.cap_count = torch.tensor([len(cs) for cs in train.caption_lists])
-        self.cap_table = torch.zeros(len(train.caption_lists), width, dtype=torch.long)
-        offset = 0
-        for i, cs in enumerate(train.caption_lists):  # [N, width]: clip i's caption ids
-            self.cap_table[i, : len(cs)] = flat_idx[offset: offset + len(cs)]
-            offset += len(cs)
+        lengths = [len(cs) for cs in train.caption_lists]
+        self.cap_count = torch.tensor(lengths)
+        self.cap_table, _ = pad_ragged(flat_idx, lengths)  # [N, width]: clip i's caption ids
         self.cap_idx = self.cap_table[:, 0]  # the main caption of each clip
         self.val_mels = cached_features(model, valid.audio)
         val_unique, self.val_cap_idx = caption_index(valid.captions)
