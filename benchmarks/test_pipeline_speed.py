@@ -8,7 +8,9 @@ sizes; and, only when the ``tiny`` DPD preset differs from the bundle's DPD, the
 a DPD of that preset swapped in (random weights: speed does not depend on them). Today both are
 the GRU fine path, so there is one model. Each (model, continuation setting, thread count) is one
 CSV row: ``context_chunks`` the bundle's default, M − 1 (the paper's slide-by-one-chunk) and 1
-(version 1's bundle default; not with --quick); 1 and 2 torch threads (set in-process, whatever OMP_NUM_THREADS says; --quick: 1 thread). Timings follow melody_lab.metrics.rtf: a
+(version 1's bundle default; not with --quick); 1 and 2 torch threads, and for a GRU fine path at
+2 threads both ways of running it (``gru_directions``: the two directions in two threads, today's
+default, or one ``nn.GRU`` call, as before) (set in-process, whatever OMP_NUM_THREADS says; --quick: 1 thread). Timings follow melody_lab.metrics.rtf: a
 warm-up run, then the median of timed runs. Each row also gives the matmul/conv/attention FLOPs of
 every stage (one untimed generation under FlopCounterMode), the denoiser's GFLOP per call and
 achieved GFLOP/s, and the fp32 matmul peak measured in the same run (2048², that thread count,
@@ -33,6 +35,7 @@ from torch.utils import flop_counter
 
 from melody_lab.debug import build_debug_pipeline
 from melody_lab.denoisers import DPD, denoiser_config
+from melody_lab.denoisers.sru import BiGRU
 from melody_lab.metrics.rtf import measure_rtf
 from melody_lab.pipeline import MeLoDy
 from melody_lab.threads import choose_threads
@@ -115,8 +118,11 @@ def test_generation_speed(request, tmp_path):
             for context in dict.fromkeys(contexts):  # 1: version 1's bundle default (the issue's 5.45 s)
                 model.config.context_chunks = context
                 flops, calls = _stage_flops(model, seconds, steps)
-                for threads in (1,) if quick else (1, 2):  # --quick stays fast beside other jobs
+                gru = model.denoiser.config.rnn_type == "gru"
+                settings = [(1, True)] if quick else [(1, True), (2, True)] + ([(2, False)] if gru else [])
+                for threads, parallel in settings:  # --quick stays fast beside other jobs
                     torch.set_num_threads(threads)
+                    BiGRU.parallel_directions = parallel  # (2, False): the GRU as one nn.GRU call, as before
 
                     def run(timer, model=model):
                         model.generate([PROMPT], seconds, steps=steps, guidance=2.5, seed=0)
@@ -135,7 +141,10 @@ def test_generation_speed(request, tmp_path):
                         "setting": ("paper (slide by one chunk)" if context == paper_context
                                     else "bundle default" if context == default_context
                                     else f"{context} chunk(s) of context"),
-                        "threads": threads, "seconds": seconds, "steps": steps, "guidance": 2.5,
+                        "threads": threads,
+                        "gru_directions": ("" if not gru else "one call" if threads == 1 or not parallel
+                                           else "two threads"),
+                        "seconds": seconds, "steps": steps, "guidance": 2.5,
                         "rtf": result.rtf, "total_s": result.total_seconds,
                         **{f"{k}_s": v for k, v in stage_s.items()},
                         **{f"{k}_gflop": v for k, v in flops.items()},
@@ -148,6 +157,7 @@ def test_generation_speed(request, tmp_path):
             model.config.context_chunks = default_context
     finally:
         torch.set_num_threads(before)
+        BiGRU.parallel_directions = True
     for threads in (1, 2):  # the peak again at the end: the best of both (a busy moment reads low)
         peaks[threads] = max(peaks[threads], matmul_peak_gflops(threads))
     for row in rows:
@@ -159,7 +169,7 @@ def test_generation_speed(request, tmp_path):
         writer.writerows(rows)
     print(f"\nmatmul peak (2048² fp32): 1 thread {peaks[1]:.1f}, 2 threads {peaks[2]:.1f} GFLOP/s")
     for row in rows:
-        print(f"{row['model']:<52} {row['setting']:<27} thr {row['threads']}  total {row['total_s']:6.2f} s  "
+        print(f"{row['model']:<30} {row['setting']:<27} thr {row['threads']} {row['gru_directions']:<11} total {row['total_s']:6.2f} s  "
               f"RTF {row['rtf']:.3f}  lm {row['lm_s']:.2f}  diffusion {row['diffusion_s']:.2f}  "
               f"decode {row['decode_s']:.2f} s  | {row['denoiser_calls']} calls × "
               f"{row['denoiser_gflop_per_call']:.2f} GFLOP, {row['diffusion_gflop_per_s']:.1f} GFLOP/s = "

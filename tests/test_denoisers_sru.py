@@ -140,3 +140,42 @@ def test_linear_sru_layer_matches_the_step_by_step_reference(in_dim, recurrence)
     assert layer.identity_highway == (in_dim == 10)
     x = torch.randn(4, 13, in_dim, dtype=torch.double, requires_grad=True)
     assert_same_values_and_gradients(layer(x), reference_linear_sru_layer(layer, x), [x, *layer.parameters()])
+
+
+@pytest.mark.parametrize("shape", [(18, 64, 32), (1, 5, 32), (40, 33, 32)])
+def test_gru_with_parallel_directions_equals_nn_gru_bit_for_bit(shape):
+    """Inference at >= 2 threads runs each layer's two directions in two threads: the same output
+    (bit for bit at most shapes; a batch of one differs from nn.GRU's own call by float rounding)."""
+    torch.manual_seed(0)
+    rnn = BiGRU(shape[-1], 16, num_layers=2).eval()
+    x = torch.randn(shape)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        calls = []
+        hook = rnn.gru.register_forward_hook(lambda *_: calls.append(1))
+        with torch.no_grad():
+            parallel = rnn(x)
+            assert not calls  # the threaded route ran, not nn.GRU
+            BiGRU.parallel_directions = False
+            try:
+                single = rnn(x)
+            finally:
+                BiGRU.parallel_directions = True
+        assert calls and parallel.shape == (*shape[:2], 32)
+        torch.testing.assert_close(parallel, single, rtol=0, atol=1e-6)  # equal, or float rounding
+        with torch.no_grad():  # training mode (dropout between layers) always takes nn.GRU
+            rnn.train()
+            rnn(x)
+        hook.remove()
+        assert len(calls) == 2
+    finally:
+        torch.set_num_threads(before)
+    torch.set_num_threads(1)
+    try:  # one thread: nn.GRU, with gradients as before
+        out = rnn.eval()(x.requires_grad_())
+        out.sum().backward()
+        assert x.grad is not None
+        torch.testing.assert_close(out.detach(), parallel, rtol=0, atol=1e-6)
+    finally:
+        torch.set_num_threads(before)

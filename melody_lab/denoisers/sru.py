@@ -30,6 +30,7 @@ Shapes: ``x [N, T, in_dim] -> [N, T, 2·hidden]`` (both directions concatenated)
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import nn
@@ -275,15 +276,54 @@ class BiSRU(nn.Module):
         return x.transpose(0, 1) if self.time_first else x
 
 
+_DIRECTION_POOL: ThreadPoolExecutor | None = None
+
+
+def _direction_pool() -> ThreadPoolExecutor:
+    """One worker thread (made on first use) that runs the backward direction of a GRU layer."""
+    global _DIRECTION_POOL
+    if _DIRECTION_POOL is None:
+        _DIRECTION_POOL = ThreadPoolExecutor(1, thread_name_prefix="melody-lab-gru")
+    return _DIRECTION_POOL
+
+
 class BiGRU(nn.Module):
-    """``nn.GRU`` (bidirectional, batch-first) with the same call signature as :class:`BiSRU`."""
+    """``nn.GRU`` (bidirectional, batch-first) with the same call signature as :class:`BiSRU`.
+
+    ``parallel_directions`` (inference only: no grad, CPU, ≥ 2 torch threads): each layer runs its
+    forward direction in the calling thread and its backward direction in a worker thread at the
+    same time. One ``aten::gru`` call is a single C++ loop over the K steps that releases the GIL,
+    so the two directions really run on two cores; the outputs equal ``nn.GRU``'s (bit for bit at
+    most shapes, float rounding ≤ 1e-7 at others: the same per-direction kernel;
+    tests/test_denoisers_sru.py). Set ``BiGRU.parallel_directions
+    = False`` to always call ``nn.GRU`` once (docs/denoisers.md has the measured difference).
+    """
+
+    parallel_directions: bool = True
 
     def __init__(self, in_dim: int, hidden: int, num_layers: int = 2):
         super().__init__()
         self.gru = nn.GRU(in_dim, hidden, num_layers, batch_first=True, bidirectional=True)
 
+    def _direction(self, x: torch.Tensor, layer: int, reverse: bool) -> torch.Tensor:
+        """One direction of one layer: [N, T, in] -> [N, T, hidden]."""
+        suffix = "_reverse" if reverse else ""
+        weights = [getattr(self.gru, f"{name}_l{layer}{suffix}")
+                   for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        x = x.flip(1) if reverse else x
+        h0 = x.new_zeros(1, x.shape[0], self.gru.hidden_size)
+        out = torch._VF.gru(x, h0, weights, True, 1, 0.0, False, False, True)[0]
+        return out.flip(1) if reverse else out
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.gru(x)[0]
+        if not (self.parallel_directions and not self.training and not torch.is_grad_enabled()
+                and x.device.type == "cpu" and torch.get_num_threads() >= 2 and self.gru.bias):
+            return self.gru(x)[0]
+        pool = _direction_pool()
+        for layer in range(self.gru.num_layers):
+            backward = pool.submit(self._direction, x, layer, True)
+            x = torch.cat([self._direction(x, layer, False), backward.result()], dim=-1)
+        return x
 
 
 def build_bidirectional_rnn(rnn_type: str, in_dim: int, hidden: int, num_layers: int = 2,
