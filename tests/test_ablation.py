@@ -278,3 +278,39 @@ def test_quick_section_can_clear_reuse(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         grid_from_dict(raw)
     assert grid_from_dict(raw, quick=True).reuse.paths() == {}
+
+
+def test_plots_never_average_two_configurations(tmp_path):
+    """A grid that varies guidance draws one line per (schedule, guidance), each point one row."""
+    from melody_lab.ablation.plots import _frame, render_plots
+
+    rows = [{"codec": "vaegan", "denoiser": "dpd", "denoiser_preset": "bundle", "schedule": schedule,
+             "steps": steps, "guidance": guidance, "n_eval": 4, "rtf": 0.1 * steps,
+             "fad_features": (100 if guidance else 300) + steps + (5 if schedule == "linear" else 0)}
+            for schedule in ("uniform", "linear") for steps in (1, 2, 5) for guidance in (0.0, 2.5)]
+    with open(tmp_path / "results.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    frame = _frame(tmp_path / "results.csv")
+    assert sorted(frame["model"].unique()) == ["vaegan/dpd-bundle w=0", "vaegan/dpd-bundle w=2.5"]
+    assert not frame.duplicated(["schedule", "model", "steps"]).any()
+    import matplotlib.pyplot as plt
+
+    drawn = []
+    real_save = plt.Figure.savefig
+
+    def keep(fig, *args, **kwargs):  # the y values of every line seaborn drew on the FAD figure
+        drawn.append([sorted(map(float, line.get_ydata())) for ax in fig.axes for line in ax.lines
+                      if len(line.get_xdata()) == 3])
+        return real_save(fig, *args, **kwargs)
+
+    plt.Figure.savefig = keep
+    try:
+        written = render_plots(tmp_path)
+    finally:
+        plt.Figure.savefig = real_save
+    assert {p.name for p in written} >= {"fad_vs_steps.png", "pareto.png"}
+    assert sorted(drawn[0]) == sorted(sorted(float(r["fad_features"]) for r in rows
+                                             if (r["schedule"], r["guidance"]) == key)
+                                      for key in {(r["schedule"], r["guidance"]) for r in rows})

@@ -5,8 +5,9 @@
     rtf_vs_steps.png     real-time factor vs steps (log scale)
     pareto.png           quality (FAD, first embedder) vs RTF, with the Pareto front highlighted
 
-Lines are split by ``schedule`` (colour) and by model (``codec/denoiser-preset``, line style) and
-carry the bootstrap intervals as error bars; nothing is averaged across configurations.
+Lines are split by ``schedule`` (colour) and by model (``codec/denoiser-preset``, and the guidance
+when it varies; line style) and carry the bootstrap intervals as error bars; nothing is averaged
+across configurations (tests/test_ablation.py).
 """
 from __future__ import annotations
 
@@ -32,17 +33,22 @@ def pareto_front(cost: np.ndarray, loss: np.ndarray) -> np.ndarray:
 
 
 def _frame(csv_path: Path) -> pd.DataFrame:
+    """The table, with ``model`` (codec/denoiser-preset, plus ``w=…`` when the grid varies the
+    guidance): one line per (schedule, model), so no two configurations share a point."""
     frame = pd.read_csv(csv_path)
     frame["model"] = frame["codec"] + "/" + frame["denoiser"] + "-" + frame["denoiser_preset"].astype(str)
+    if frame["guidance"].nunique() > 1:
+        frame["model"] += " w=" + frame["guidance"].map(lambda g: f"{g:g}")
     return frame
 
 
 def _lines(frame: pd.DataFrame, metric: str, ax, title: str) -> None:
     styles = frame["model"].nunique() > 1
     if styles:
-        sns.lineplot(data=frame, x="steps", y=metric, hue="schedule", style="model", markers=True, ax=ax)
+        sns.lineplot(data=frame, x="steps", y=metric, hue="schedule", style="model", markers=True,
+                     errorbar=None, ax=ax)
     else:
-        sns.lineplot(data=frame, x="steps", y=metric, hue="schedule", marker="o", ax=ax)
+        sns.lineplot(data=frame, x="steps", y=metric, hue="schedule", marker="o", errorbar=None, ax=ax)
     if f"{metric}_low" in frame and frame[f"{metric}_low"].notna().any():
         for _, row in frame.iterrows():
             ax.plot([row["steps"]] * 2, [row[f"{metric}_low"], row[f"{metric}_high"]], color="grey",
