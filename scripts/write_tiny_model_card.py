@@ -20,7 +20,9 @@ INFO = {
              "music21 works (O'Neill Irish tunes, Essen folk songs, Bach chorales, ...) rendered "
              "with the FluidR3 General-MIDI soundfont"),
     "training": {
-        "version": "2 (issue 13): MuLan, RVQ, LM and denoiser retrained; codec and tokenizer of version 1",
+        "version": ("3 (issue 13): version 2 with the codec's decoder fine-tuned for 1,527 more GAN steps "
+                    "(encoder frozen: latents, tokens and every other component unchanged); version 2 "
+                    "retrained MuLan, RVQ and LM; tokenizer and denoiser of version 1"),
         "tokenizer": {"command": "version 1's (melody-lab train tokenizer --preset tiny)", "wall": "1.7 min"},
         "mulan": {"command": "melody-lab train mulan --preset tiny --max-steps 2000 --max-minutes 30 "
                   "(mel + chroma + onset inputs, tempogram, 4 counterfactual hard negatives)",
@@ -30,13 +32,16 @@ INFO = {
                "(cond_dropout 0.1), stopped by hand at step 1,920; newest checkpoint 1,750",
                "wall": "4 min cache + 50.5 min", "validation": "perplexity 3.80 (best 3.69 at 1,250; unigram 211)"},
         "codec": {"command": "version 1's: melody-lab train codec --codec vaegan --preset tiny, then "
-                  "decoder-only fine-tuning --init-from ... --freeze-encoder --gan-start-step 0",
-                  "steps": "2,478 + 750 (decoder)", "wall": "about 2 h + 35 min",
-                  "test": "log-mel L1 0.90 -> 0.82 (decoder fine-tuning)"},
-        "denoiser": {"command": "melody-lab train denoiser --codec tiny --tokenizer tiny --crop-seconds 2 "
-                     "--steps 12000 --max-minutes 110 (sru_linear fine path), stopped by hand after step 7,000",
-                     "wall": "47 min latent cache + 60 min",
-                     "validation": "velocity MSE 0.0756, SI-SNRi 13.1 dB (64 valid latents, EMA)"},
+                  "decoder-only fine-tuning --init-from ... --freeze-encoder --gan-start-step 0; version 3: "
+                  "melody-lab train codec --codec vaegan --preset tiny --init-from tiny --freeze-encoder "
+                  "--gan-start-step 0 --steps 2000 --max-minutes 65 (a fresh discriminator)",
+                  "steps": "2,478 + 750 + 1,527 (decoder)", "wall": "about 2 h + 35 min + 65 min",
+                  "test": "log-mel L1 0.90 -> 0.84 (version 1) -> 0.80 (version 3), 64 test clips"},
+        "denoiser": {"command": "version 1's: melody-lab train denoiser --codec runs/codec_vaegan_tiny "
+                     "--tokenizer runs/tokenizer_tiny --crop-seconds 2 --steps 20000 --max-minutes 125 "
+                     "(GRU fine path), stopped by hand after step 8,000",
+                     "wall": "30 min latent cache + 73 min",
+                     "validation": "velocity MSE 0.0615, SI-SNRi 14.6 dB (64 valid latents, EMA)"},
         "sampling": "10 steps, linear, w = 2.5, LM guidance 3, slide by one chunk (the paper's continuation)",
         "recipe": RECIPE,
         "machine": "2-core AMD EPYC VM shared with other jobs, OMP_NUM_THREADS=1, no GPU",
@@ -44,16 +49,19 @@ INFO = {
     "evaluation": {
         "command": "melody-lab ablate GRID --corpus data/tiny (one row: the bundle's defaults; docs/tiny_model.md)",
         "n": "64 generated 5-s clips (64 test captions) vs 185 real test clips; 95 % bootstrap",
-        "this bundle (version 2)": {"FAD (features embedder)": 143, "FAD (evalclap embedder)": 0.63,
-                                    "CLAP (evalclap)": 0.29, "MCC": 0.21,
-                                    "attribute accuracy (zero-shot evalclap)": 0.23},
+        "this bundle (version 3)": {"FAD (features embedder)": 134, "FAD (evalclap embedder)": 0.56,
+                                    "CLAP (evalclap)": 0.33, "MCC": 0.23,
+                                    "attribute accuracy (zero-shot evalclap)": 0.30},
+        "version 2, same evaluation": {"FAD (features embedder)": 143, "FAD (evalclap embedder)": 0.63,
+                                       "CLAP (evalclap)": 0.29, "MCC": 0.21,
+                                       "attribute accuracy (zero-shot evalclap)": 0.23},
         "version 1, same evaluation": {"FAD (features embedder)": 144, "FAD (evalclap embedder)": 0.58,
                                        "CLAP (evalclap)": 0.29, "MCC": 0.20,
                                        "attribute accuracy (zero-shot evalclap)": 0.22},
         "real test clips, attribute accuracy": 0.48,
         "prompt adherence": "docs/tiny_model.md, 'Where the prompt is lost (stage diagnostic)'",
     },
-    "limits": ("Trained for about 7 h of CPU time in all (both versions) on synthesised (General-MIDI soundfont) folk "
+    "limits": ("Trained for about 8 h of CPU time in all (three versions) on synthesised (General-MIDI soundfont) folk "
                "tunes, hymns and songs: it knows those instruments and forms, nothing else. The "
                "codec is the ceiling on audio quality (hiss between harmonics, weak low "
                "fundamentals); melody is the least reliable attribute; 16 kHz mono; no vocals. "
