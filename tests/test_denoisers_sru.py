@@ -1,5 +1,7 @@
 """The hand-written SRUs match naive step-by-step references, values and gradients; the parallel
 scan of the input-gated SRU equals its loop."""
+import os
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -179,3 +181,30 @@ def test_gru_with_parallel_directions_equals_nn_gru_bit_for_bit(shape):
         torch.testing.assert_close(out.detach(), parallel, rtol=0, atol=1e-6)
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
+def test_a_forked_child_does_not_inherit_the_direction_pool():
+    """The worker thread does not survive a fork: the child must make its own pool, not submit to
+    the parent's (which would wait forever). Only the hook is checked in the child — torch's
+    OpenMP threads themselves are not fork-safe once used at 2 threads."""
+    from melody_lab.denoisers import sru
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.no_grad():
+            BiGRU(8, 4).eval()(torch.randn(3, 7, 8))
+    finally:
+        torch.set_num_threads(before)
+    assert sru._DIRECTION_POOL is not None  # the parent made its pool
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, b"1" if sru._DIRECTION_POOL is None else b"0")
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    answer = os.read(read, 1)
+    os.close(read)
+    assert answer == b"1" and sru._DIRECTION_POOL is not None

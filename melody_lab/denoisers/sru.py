@@ -29,6 +29,7 @@ Shapes: ``x [N, T, in_dim] -> [N, T, 2·hidden]`` (both directions concatenated)
 """
 from __future__ import annotations
 
+import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -285,6 +286,16 @@ def _direction_pool() -> ThreadPoolExecutor:
     if _DIRECTION_POOL is None:
         _DIRECTION_POOL = ThreadPoolExecutor(1, thread_name_prefix="melody-lab-gru")
     return _DIRECTION_POOL
+
+
+def _forget_pool_after_fork() -> None:
+    """A forked child has no copy of the worker thread: it makes its own pool on first use."""
+    global _DIRECTION_POOL
+    _DIRECTION_POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 class BiGRU(nn.Module):
