@@ -56,6 +56,14 @@ guidance = bounded(float, *GUIDANCE_RANGE, "guidance")
 LM_GUIDANCE_RANGE = (0.0, 20.0)
 lm_guidance = bounded(float, *LM_GUIDANCE_RANGE, "lm-guidance")
 prompt = _user(check_text)
+threads = bounded(int, 1, 1024, "threads")
+
+
+def add_threads(parser: argparse.ArgumentParser) -> None:
+    """``--threads N`` for a command that runs models; ``cli.main`` applies the thread policy
+    (``melody_lab.threads``) to every command that has it, before the command runs."""
+    parser.add_argument("--threads", type=threads, default=None,
+                        help="torch threads (default: OMP_NUM_THREADS if set, else one per idle core)")
 
 
 def positive_int(what: str, high: int = 10**9):

@@ -7,8 +7,6 @@ from pathlib import Path
 
 from . import _args
 
-_threads = _args.bounded(int, 1, 1024, "threads")
-
 
 def register(subparsers) -> None:
     from ..ablation.diagnostic import PATHS
@@ -33,8 +31,7 @@ def register(subparsers) -> None:
     p.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS),
                    help=f"paths to run (default all: {' '.join(PATHS)})")
     p.add_argument("--out", required=True, type=_args.out_folder, help="output folder")
-    p.add_argument("--threads", type=_threads, default=None,
-                   help="torch threads (default: OMP_NUM_THREADS if set, else one per idle core)")
+    _args.add_threads(p)
     p.add_argument("--save-audio", action="store_true",
                    help="also write every path's clips to OUT/audio/<path>/<clip_id>.flac")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

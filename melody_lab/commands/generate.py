@@ -21,7 +21,6 @@ SIDECAR_FORMAT = "melody_lab.sidecar/1"
 _positive_seconds = _args.bounded(float, MIN_SECONDS, MAX_SECONDS, "seconds")
 _non_negative_seconds = _args.bounded(float, 0, _args.MAX_INPUT_SECONDS, "seconds")
 _steps = _args.bounded(int, 1, 1000, "steps")
-_threads = _args.bounded(int, 1, 1024, "threads")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -44,8 +43,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                    "bundle's, 1 = none; other values need an LM trained with cond_dropout)")
     p.add_argument("--seed", type=_args.seed, default=0,
                    help=f"random seed in [0, {MAX_SEED}]: same seed, same audio")
-    p.add_argument("--threads", type=_threads, default=None,
-                   help="torch threads (default: OMP_NUM_THREADS if set, else one per idle core)")
+    _args.add_threads(p)
 
 
 def register(subparsers) -> None:
