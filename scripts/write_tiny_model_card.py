@@ -20,9 +20,10 @@ INFO = {
              "music21 works (O'Neill Irish tunes, Essen folk songs, Bach chorales, ...) rendered "
              "with the FluidR3 General-MIDI soundfont"),
     "training": {
-        "version": ("3 (issue 13): version 2 with the codec's decoder fine-tuned for 1,527 more GAN steps "
-                    "(encoder frozen: latents, tokens and every other component unchanged); version 2 "
-                    "retrained MuLan, RVQ and LM; tokenizer and denoiser of version 1"),
+        "version": ("4 (issues 13/14): version 3 with the denoiser fine-tuned 4,500 more steps (a full "
+                    "warm-up + decay schedule); version 3 fine-tuned the codec's decoder (encoder frozen: "
+                    "the same latents and tokens); version 2 retrained MuLan, RVQ and LM; tokenizer of "
+                    "version 1"),
         "tokenizer": {"command": "version 1's (melody-lab train tokenizer --preset tiny)", "wall": "1.7 min"},
         "mulan": {"command": "melody-lab train mulan --preset tiny --max-steps 2000 --max-minutes 30 "
                   "(mel + chroma + onset inputs, tempogram, 4 counterfactual hard negatives)",
@@ -39,9 +40,12 @@ INFO = {
                   "test": "log-mel L1 0.90 -> 0.84 (version 1) -> 0.80 (version 3), 64 test clips"},
         "denoiser": {"command": "version 1's: melody-lab train denoiser --codec runs/codec_vaegan_tiny "
                      "--tokenizer runs/tokenizer_tiny --crop-seconds 2 --steps 20000 --max-minutes 125 "
-                     "(GRU fine path), stopped by hand after step 8,000",
-                     "wall": "30 min latent cache + 73 min",
-                     "validation": "velocity MSE 0.0615, SI-SNRi 14.6 dB (64 valid latents, EMA)"},
+                     "(GRU fine path), stopped by hand after step 8,000; version 4: melody-lab train "
+                     "denoiser --codec tiny --tokenizer tiny --init-from tiny (version 3's) --crop-seconds 2 "
+                     "--steps 4500 --max-minutes 58",
+                     "steps": "8,000 + 4,500",
+                     "wall": "30 min latent cache + 73 min; version 4: 47 min (latent cache reused)",
+                     "validation": "velocity MSE 0.0615 -> 0.0573, SI-SNRi 14.6 -> 15.0 dB (valid latents, EMA)"},
         "sampling": "10 steps, linear, w = 2.5, LM guidance 3, slide by one chunk (the paper's continuation)",
         "recipe": RECIPE,
         "machine": "2-core AMD EPYC VM shared with other jobs, OMP_NUM_THREADS=1, no GPU",
@@ -49,9 +53,12 @@ INFO = {
     "evaluation": {
         "command": "melody-lab ablate GRID --corpus data/tiny (one row: the bundle's defaults; docs/tiny_model.md)",
         "n": "64 generated 5-s clips (64 test captions) vs 185 real test clips; 95 % bootstrap",
-        "this bundle (version 3)": {"FAD (features embedder)": 134, "FAD (evalclap embedder)": 0.56,
-                                    "CLAP (evalclap)": 0.33, "MCC": 0.23,
+        "this bundle (version 4)": {"FAD (features embedder)": 128, "FAD (evalclap embedder)": 0.52,
+                                    "CLAP (evalclap)": 0.34, "MCC": 0.25,
                                     "attribute accuracy (zero-shot evalclap)": 0.30},
+        "version 3, same evaluation": {"FAD (features embedder)": 134, "FAD (evalclap embedder)": 0.56,
+                                       "CLAP (evalclap)": 0.33, "MCC": 0.23,
+                                       "attribute accuracy (zero-shot evalclap)": 0.30},
         "version 2, same evaluation": {"FAD (features embedder)": 143, "FAD (evalclap embedder)": 0.63,
                                        "CLAP (evalclap)": 0.29, "MCC": 0.21,
                                        "attribute accuracy (zero-shot evalclap)": 0.23},
@@ -61,7 +68,7 @@ INFO = {
         "real test clips, attribute accuracy": 0.48,
         "prompt adherence": "docs/tiny_model.md, 'Where the prompt is lost (stage diagnostic)'",
     },
-    "limits": ("Trained for about 8 h of CPU time in all (three versions) on synthesised (General-MIDI soundfont) folk "
+    "limits": ("Trained for about 9 h of CPU time in all (four versions) on synthesised (General-MIDI soundfont) folk "
                "tunes, hymns and songs: it knows those instruments and forms, nothing else. The "
                "codec is the ceiling on audio quality (hiss between harmonics, weak low "
                "fundamentals); melody is the least reliable attribute; 16 kHz mono; no vocals. "
