@@ -36,15 +36,13 @@ def label(row: dict, attribute: str) -> str:
 
 @torch.no_grad()
 def tokens_of(tokenizer, corpus: str, split: str, n: int | None, batch: int = 32):
+    """``(rows, audio [N, T], tokens [N, T_st])`` of the first ``n`` clips of ``split`` (all: None)."""
     dataset = ClipDataset(corpus, split)
     rows = dataset.rows[:n] if n else dataset.rows
     audio = dataset.load_all_audio()[: len(rows)]
-    feats, toks = [], []
-    for i in tqdm(range(0, len(audio), batch), desc=f"tokenize {split}"):
-        f = tokenizer._standardise(tokenizer.raw_features(audio[i:i + batch]))
-        feats.append(f)
-        toks.append(torch.cdist(f, tokenizer.centres[None].expand(len(f), -1, -1)).argmin(-1))
-    return rows, torch.cat(feats), torch.cat(toks)
+    tokens = [tokenizer.tokenize(audio[i:i + batch])
+              for i in tqdm(range(0, len(audio), batch), desc=f"tokenize {split}")]
+    return rows, audio, torch.cat(tokens)
 
 
 def histogram(tokens: torch.Tensor, vocab: int) -> np.ndarray:
@@ -62,7 +60,7 @@ def main() -> None:
     tokenizer = MeLoDy.from_pretrained(args.bundle).tokenizer
     cfg = tokenizer.config
     train_rows, _, train_tokens = tokens_of(tokenizer, args.corpus, "train", args.n_train)
-    test_rows, test_feats, test_tokens = tokens_of(tokenizer, args.corpus, "test", None)
+    test_rows, test_audio, test_tokens = tokens_of(tokenizer, args.corpus, "test", None)
     h_train, h_test = histogram(train_tokens, cfg.vocab_size), histogram(test_tokens, cfg.vocab_size)
     result = {"bundle": args.bundle, "n_train": len(train_rows), "n_test": len(test_rows)}
     for attribute in ATTRIBUTES:
@@ -72,8 +70,9 @@ def main() -> None:
         majority = max(set(y_test.tolist()), key=y_test.tolist().count)
         result[attribute] = round(float((probe.predict(h_test) == y_test).mean()), 3)
         result[attribute + "_majority"] = round(float((y_test == majority).mean()), 3)
-    if cfg.features == "mel_chroma_onset":
-        x = test_feats.flatten(0, 1)
+    if cfg.features == "mel_chroma_onset":  # the frames the tokens quantise, in the centres' units
+        x = torch.cat([tokenizer._standardise(tokenizer.raw_features(test_audio[i:i + 32]))
+                       for i in range(0, len(test_audio), 32)]).flatten(0, 1)
         q = tokenizer.centres[test_tokens.flatten()]
         start = 0
         for block, width in (("mel", cfg.n_mels), ("chroma", 12), ("onset", 2)):

@@ -14,6 +14,14 @@ from melody_lab.io import MANIFEST, MODEL_CARD, SHIPPED_BUNDLES, model_card, rea
 from melody_lab.pipeline import MeLoDy
 
 RECIPE = "docs/tiny_model.md, 'The shipped tiny model: how it was trained' (seed 0 everywhere)"
+
+
+def _scores(fad_features: float, fad_evalclap: float, clap: float, mcc: float, attributes: float) -> dict:
+    """One bundle's row of the one-row evaluation grid (docs/tiny_model.md), as the card names it."""
+    return {"FAD (features embedder)": fad_features, "FAD (evalclap embedder)": fad_evalclap,
+            "CLAP (evalclap)": clap, "MCC": mcc, "attribute accuracy (zero-shot evalclap)": attributes}
+
+
 INFO = {
     "data": ("the `tiny` corpus preset, `melody-lab data build --preset tiny --out data/tiny "
              "--seed 0`: 3,619 clips of 5 s at 16 kHz (3,256 train / 178 valid / 185 test) of "
@@ -53,18 +61,10 @@ INFO = {
     "evaluation": {
         "command": "melody-lab ablate GRID --corpus data/tiny (one row: the bundle's defaults; docs/tiny_model.md)",
         "n": "64 generated 5-s clips (64 test captions) vs 185 real test clips; 95 % bootstrap",
-        "this bundle (version 4)": {"FAD (features embedder)": 128, "FAD (evalclap embedder)": 0.52,
-                                    "CLAP (evalclap)": 0.34, "MCC": 0.25,
-                                    "attribute accuracy (zero-shot evalclap)": 0.30},
-        "version 3, same evaluation": {"FAD (features embedder)": 134, "FAD (evalclap embedder)": 0.56,
-                                       "CLAP (evalclap)": 0.33, "MCC": 0.23,
-                                       "attribute accuracy (zero-shot evalclap)": 0.30},
-        "version 2, same evaluation": {"FAD (features embedder)": 143, "FAD (evalclap embedder)": 0.63,
-                                       "CLAP (evalclap)": 0.29, "MCC": 0.21,
-                                       "attribute accuracy (zero-shot evalclap)": 0.23},
-        "version 1, same evaluation": {"FAD (features embedder)": 144, "FAD (evalclap embedder)": 0.58,
-                                       "CLAP (evalclap)": 0.29, "MCC": 0.20,
-                                       "attribute accuracy (zero-shot evalclap)": 0.22},
+        "this bundle (version 4)": _scores(128, 0.52, 0.34, 0.25, 0.30),
+        "version 3, same evaluation": _scores(134, 0.56, 0.33, 0.23, 0.30),
+        "version 2, same evaluation": _scores(143, 0.63, 0.29, 0.21, 0.23),
+        "version 1, same evaluation": _scores(144, 0.58, 0.29, 0.20, 0.22),
         "real test clips, attribute accuracy": 0.48,
         "prompt adherence": "docs/tiny_model.md, 'Where the prompt is lost (stage diagnostic)'",
     },
