@@ -114,3 +114,21 @@ def test_diagnose_command(micro, micro_corpus, tmp_path, capsys):
     missing = tmp_path / "missing"
     assert main(["diagnose", "--bundle", bundle, "--corpus", str(tmp_path / "nope"), "--out", str(missing)]) == 2
     assert "not a built corpus" in capsys.readouterr().err and not missing.exists()
+
+
+def test_names_key_caption_choice_picks_a_caption_naming_the_key(micro_corpus):
+    from melody_lab.ablation.diagnostic import diagnostic_clips
+
+    first, audio, _ = diagnostic_clips(micro_corpus, "all", 40)
+    named, again, _ = diagnostic_clips(micro_corpus, "all", 40, caption="names_key")
+    assert torch.equal(audio, again) and [r["clip_id"] for r, _ in first] == [r["clip_id"] for r, _ in named]
+    for (row, c_first), (_, c_named) in zip(first, named):
+        assert c_named in row["captions"]
+        if any(names_key(row, c) for c in row["captions"]):
+            assert names_key(row, c_named)  # the first caption that names it
+            assert c_named == next(c for c in row["captions"] if names_key(row, c))
+        else:
+            assert c_named == c_first
+    assert sum(names_key(r, c) for r, c in named) > sum(names_key(r, c) for r, c in first)
+    with pytest.raises(UserError, match="caption choice"):
+        diagnostic_clips(micro_corpus, "all", 40, caption="longest")

@@ -192,3 +192,68 @@ def test_without_soundfont_auto_falls_back_to_builtin_and_says_so(monkeypatch):
     assert renderer.name == "builtin" and len(messages) == 1 and "built-in" in messages[0]
     with pytest.raises(UserError, match="no General-MIDI soundfont"):
         make_renderer(None, "soundfont", 16000)
+
+
+@pytest.mark.parametrize("tonic,mode,shift,expected", [
+    ("G", "major", 3, "Bb"), ("E", "minor", 4, "G#"), ("D", "major", -5, "A"),
+    ("F#", "minor", 6, "C"), ("Bb", "major", 2, "C"), ("A", "dorian", 1, "Bb"), ("C", "major", 12, "C"),
+])
+def test_transposed_tonic_spells_the_shifted_key(tonic, mode, shift, expected):
+    from melody_lab.data.arrangement import transposed_tonic
+    from melody_lab.metrics.adherence import pitch_class
+
+    assert transposed_tonic(tonic, mode, shift) == expected
+    assert pitch_class(expected) == (pitch_class(tonic) + shift) % 12
+
+
+def _chroma(path) -> np.ndarray:
+    """``[frames, 12]`` chroma of a clip, each frame centred (pitch class 0 = C)."""
+    from melody_lab.semantic.features import mel_chroma_onset
+
+    audio, sr = sf.read(path, dtype="float32")
+    chroma = mel_chroma_onset(torch.from_numpy(audio), sr, 320, 2048, 64, 55.0, 2000.0)[0, :, 64:76].numpy()
+    return chroma - chroma.mean(1, keepdims=True)
+
+
+def test_transposed_copies_shift_train_works_only_and_keep_the_originals(micro_corpus, tmp_path):
+    from melody_lab.data.captions import _KEY_RE
+    from melody_lab.metrics.adherence import pitch_class
+
+    out = tmp_path / "keys"
+    info = build_corpus(out, MICRO.replace(transposed_copies=1), seed=0, progress=False)
+    rows = {r["clip_id"]: r for r in load_metadata(out)}
+    originals = {r["clip_id"]: r for r in load_metadata(micro_corpus)}
+    copies = [r for r in rows.values() if "transposed_semitones" in r]
+    # the original clips are the micro corpus's, row for row and byte for byte
+    assert {k: v for k, v in rows.items() if k in originals} == originals
+    for clip_id, row in originals.items():
+        assert (out / row["audio"]).read_bytes() == (micro_corpus / row["audio"]).read_bytes()
+    train_works = {r["work_id"] for r in originals.values() if r["split"] == "train"}
+    assert copies and {r["work_id"] for r in copies} <= train_works and len(rows) == info["clips"]
+    assert info["split_clips"]["valid"] == sum(r["split"] == "valid" for r in originals.values())
+    shifts, heard = set(), []
+    for copy in copies:
+        source = originals[copy["clip_id"].replace("_t1_", "_")]
+        shift = copy["transposed_semitones"]
+        shifts.add(shift % 12)
+        assert shift % 12 != 0 and copy["split"] == "train" and copy["mode"] == source["mode"]
+        assert pitch_class(copy["tonic"]) == (pitch_class(source["tonic"]) + shift) % 12
+        assert copy["key"] == f"{copy['tonic']} {copy['mode']}"
+        for field in ("instruments", "tempo_bpm", "start_seconds", "genre", "work_id"):
+            assert copy[field] == source[field], field
+        for caption in copy["captions"]:  # a caption that names a key names the new one
+            named = _KEY_RE.search(caption)
+            assert named is None or named.group(1) == copy["tonic"], caption
+        # the audio is transposed: frame by frame (the same performance), its chroma is the
+        # original's rolled by the shift (a 12-bin chroma mistakes a few reedy or plucked timbres'
+        # harmonics for the fundamental, so most clips, not all)
+        a, b = _chroma(out / source["audio"]), _chroma(out / copy["audio"])
+        heard.append(max(range(12), key=lambda k: float((np.roll(a, k, axis=1) * b).sum())) == shift % 12)
+    assert np.mean(heard) >= 0.8, heard
+    assert len(shifts) > 3  # the shifts are drawn, not one constant
+
+
+def test_tiny_keys_plans_tinys_works():
+    """tiny_keys differs from tiny only by its transposed copies: same works, splits and clips."""
+    assert plan_works(get_preset("tiny_keys"), 0) == plan_works(get_preset("tiny"), 0)
+    assert get_preset("tiny_keys").replace(preset="tiny", transposed_copies=0) == get_preset("tiny")

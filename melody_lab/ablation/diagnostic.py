@@ -18,7 +18,9 @@ through every PATH; clip i uses seed i, the corpus's clip length and the bundle'
     text_plan   caption → MuLan text tower → RVQ → LM → DPD → codec      (text to music)
 
 Every output is measured against the attributes of the real clip it came from (the caption is that
-clip's first caption, which need not state every attribute — as in the grids' attribute accuracy):
+clip's first caption, which need not state every attribute — as in the grids' attribute accuracy;
+``caption="names_key"`` takes instead the first of the clip's captions that names its key, where
+one does, so that ``key_match_named`` applies to most clips rather than about one in five):
 
 - ``attr_<a>``: zero-shot accuracy under the evaluation CLAP (``evalclap-tiny``, trained on works
   disjoint from the tiny corpus): the grids' genre (form), mode, tempo word and solo instrument
@@ -56,6 +58,7 @@ from ..errors import UserError
 from .evaluate import ATTRIBUTES, attribute_class_prompts, attribute_labels, prompted_rows
 
 PATHS = ("real", "codec", "own_tokens", "audio_plan", "text_plan")
+CAPTION_CHOICES = ("first", "names_key")  # which of a clip's captions is its text prompt
 PATH_DESCRIPTIONS = {
     "real": "the real clip",
     "codec": "clip → codec encode/decode (the rendering's ceiling)",
@@ -144,9 +147,11 @@ class DiagnosticResult:
     sample_rate: int | None = None
 
 
-def diagnostic_clips(corpus, split: str, n: int) -> tuple[list[tuple[dict, str]], torch.Tensor, int]:
+def diagnostic_clips(corpus, split: str, n: int, caption: str = "first"
+                     ) -> tuple[list[tuple[dict, str]], torch.Tensor, int]:
     """The first ``min(n, clips in split)`` (row, caption) pairs in the grids' order, their audio
-    ``[n, T]`` float32 and its sample rate."""
+    ``[n, T]`` float32 and its sample rate; ``caption`` (:data:`CAPTION_CHOICES`): the clip's first
+    caption, or the first of its captions that names its key (the first caption where none does)."""
     from ..data import ClipDataset
 
     dataset = ClipDataset(corpus, split)
@@ -154,7 +159,12 @@ def diagnostic_clips(corpus, split: str, n: int) -> tuple[list[tuple[dict, str]]
     if count < 2:
         raise UserError(f"split {split!r} of {corpus} has {len(dataset)} clip(s); the diagnostic "
                         f"needs >= 2 for its intervals")
+    if caption not in CAPTION_CHOICES:
+        raise UserError(f"unknown caption choice {caption!r}; choose from {', '.join(CAPTION_CHOICES)}")
     pairs = prompted_rows(corpus, split, count)
+    if caption == "names_key":
+        pairs = [(row, next((c for c in row.get("captions") or [] if names_key(row, c)), first))
+                 for row, first in pairs]
     index = {row["clip_id"]: i for i, row in enumerate(dataset.rows)}
     audio = torch.stack([dataset[index[row["clip_id"]]]["audio"] for row, _ in pairs])
     return pairs, audio, dataset.sample_rate
@@ -250,9 +260,10 @@ def summarise(path: str, per_clip: dict[str, np.ndarray], tempo_words: list[str 
 
 
 def run_diagnostic(model, corpus, split: str = "test", n: int = 64, paths=PATHS, progress: bool = False,
-                   clap=None, transcriber=None, keep_audio: bool = False) -> DiagnosticResult:
+                   clap=None, transcriber=None, keep_audio: bool = False,
+                   caption: str = "first") -> DiagnosticResult:
     """Every PATH of the module docstring for the first ``n`` clips of ``split`` (all of them when
-    fewer), measured; ``clap``: the zero-shot classifier (default ``evalclap-tiny``);
+    fewer), measured; ``caption``: which caption prompts ``text_plan`` (:func:`diagnostic_clips`); ``clap``: the zero-shot classifier (default ``evalclap-tiny``);
     ``transcriber``: default the process's basic-pitch transcriber. A tqdm bar on stderr with
     ``progress``; ``keep_audio`` keeps every path's clips in the result (for listening, or for
     re-scoring without generating again)."""
@@ -264,7 +275,7 @@ def run_diagnostic(model, corpus, split: str = "test", n: int = 64, paths=PATHS,
     if unknown:
         raise UserError(f"unknown diagnostic path(s) {', '.join(unknown)}; choose from {', '.join(PATHS)}")
     started = time.perf_counter()
-    pairs, audio, sample_rate = diagnostic_clips(corpus, split, n)
+    pairs, audio, sample_rate = diagnostic_clips(corpus, split, n, caption)
     clap = clap if clap is not None else build_embedder("evalclap-tiny")
     transcriber = transcriber if transcriber is not None else get_transcriber()
     class_prompts = attribute_class_prompts(corpus, DIAGNOSTIC_ATTRIBUTES)
@@ -294,7 +305,7 @@ def run_diagnostic(model, corpus, split: str = "test", n: int = 64, paths=PATHS,
         per_clip[p] = clip_measures(made[p], model.sample_rate, pairs, clap, class_prompts, transcriber)
         rows += summarise(p, per_clip[p], tempo_words)
     missing = [k for k in DIAGNOSTIC_ATTRIBUTES if k not in class_prompts]
-    info = {"corpus": str(corpus), "split": split, "n": len(pairs), "seeds": f"clip i uses seed i (0 … {len(pairs) - 1})",
+    info = {"corpus": str(corpus), "split": split, "n": len(pairs), "caption": caption, "seeds": f"clip i uses seed i (0 … {len(pairs) - 1})",
             "clip_seconds": clips.shape[1] / model.sample_rate, "bundle": str(getattr(model, "bundle_dir", "")),
             "sampling": {k: model.config.to_dict()[k] for k in ("steps", "schedule", "guidance", "temperature", "top_k")},
             "classifier": f"{getattr(clap, 'name', type(clap).__name__)} {getattr(clap, 'fingerprint', '')}".strip(),

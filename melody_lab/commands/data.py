@@ -5,6 +5,7 @@ import argparse
 import time
 from collections import Counter
 
+from ..data.presets import PRESETS
 from ..errors import UserError
 from . import _args
 
@@ -23,10 +24,12 @@ def register(subparsers) -> None:
         "clipped or non-finite clips, and write DIR/audio/*.flac, DIR/metadata.jsonl and "
         "DIR/corpus.json. Re-running with the same options finishes an interrupted build; the "
         "same seed gives the same bytes.")
-    build.add_argument("--preset", choices=["micro", "tiny", "paper", "paper_micro", "evalclap"],
+    build.add_argument("--preset", choices=list(PRESETS),
                        default="tiny",
                        help="micro: ~30 clips of 2 s (tests, seconds to build); "
                        "tiny: ~3,600 clips of 5 s at 16 kHz (the CPU models' corpus); "
+                       "tiny_keys: tiny plus a transposed copy of each train work (~6,700 clips; "
+                       "the tiny LM's corpus, so it learns every key); "
                        "paper: 10-s clips at 24 kHz (the paper's operating point); "
                        "paper_micro: 24 clips of 2 s at 24 kHz (the paper recipe's test twin); "
                        "evalclap: ~1,240 clips of 5 s from works disjoint from tiny's (same seed), "

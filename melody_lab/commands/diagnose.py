@@ -9,7 +9,7 @@ from . import _args
 
 
 def register(subparsers) -> None:
-    from ..ablation.diagnostic import PATHS
+    from ..ablation.diagnostic import CAPTION_CHOICES, PATHS
 
     p = subparsers.add_parser(
         "diagnose", help="where the prompt is lost: attribute measures of real clips after each stage",
@@ -30,6 +30,10 @@ def register(subparsers) -> None:
                    help="clips (default 64; all of the split when it has fewer)")
     p.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS),
                    help=f"paths to run (default all: {' '.join(PATHS)})")
+    p.add_argument("--caption", choices=CAPTION_CHOICES, default="first",
+                   help="the text prompt of each clip: its first caption (default), or the first of "
+                   "its captions that names its key (names_key: 'key match named' then covers most "
+                   "clips instead of about one in five)")
     p.add_argument("--out", required=True, type=_args.out_folder, help="output folder")
     _args.add_threads(p)
     p.add_argument("--save-audio", action="store_true",
@@ -47,7 +51,8 @@ def _run(args) -> int:
     started = time.perf_counter()
     model = MeLoDy.from_pretrained(args.bundle)
     result = run_diagnostic(model, args.corpus, args.split, args.n, paths=args.paths,
-                            progress=not args.no_progress, keep_audio=args.save_audio)
+                            progress=not args.no_progress, keep_audio=args.save_audio,
+                            caption=args.caption)
     result.info["bundle_arg"] = args.bundle
     result.info["command_seconds"] = time.perf_counter() - started
     files = write_diagnostic(result, args.out)

@@ -65,11 +65,45 @@ class Arrangement:
 
     programs: list[int]
     ensemble: str | None
-    transpose: int  # semitones added to every note (whole octaves)
+    transpose: int  # semitones added to every note (whole octaves; a transposed copy adds its shift)
     quarter_bpm: float
     tempo_bpm: int  # beats of the written meter per minute
     tempo_word: str
     note_rate: float
+
+
+# pitch class → tonic spelling, per mode family (flat keys spelt with flats, as key signatures are)
+_MAJOR_SPELLING = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+_MINOR_SPELLING = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")
+_PITCH_CLASS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+# each mode's tonic as a degree of its relative major, so a mode is spelt like its key signature
+_MODE_OFFSET = {"major": 0, "lydian": 5, "mixolydian": 7, "minor": 9, "dorian": 2,
+                "phrygian": 4, "locrian": 11}
+
+
+def transposed_tonic(tonic: str, mode: str, semitones: int) -> str:
+    """The tonic ``semitones`` above ``tonic`` (``"G", "major", 3`` → ``"Bb"``), spelt as the
+    shifted key signature would spell it (minor: ``"E", "minor", 4`` → ``"G#"``)."""
+    pc = (_PITCH_CLASS[tonic[0].upper()] + tonic[1:].count("#") - tonic[1:].count("b")
+          + semitones) % 12
+    if mode in ("minor", "dorian", "phrygian"):
+        return _MINOR_SPELLING[pc]
+    return _MAJOR_SPELLING[pc]
+
+
+def choose_key_shift(score: ParsedScore, arrangement: Arrangement, rng: np.random.Generator) -> int:
+    """A random transposition of −5 … +6 semitones (never 0) for a copy of a work, moved by an
+    octave where it would leave the instrument's comfortable range (as the octave choice of
+    :func:`choose_arrangement` allows, ±5 semitones) — ensembles keep the written octave."""
+    shift = int(rng.choice([s for s in range(-5, 7) if s != 0]))
+    if arrangement.ensemble is None:
+        _, low, high = INSTRUMENTS[arrangement.programs[0]]
+        pitches = sorted(p for _, _, p in score.voices[0])
+        if pitches[-1] + arrangement.transpose + shift > high + 5:
+            shift -= 12
+        elif pitches[0] + arrangement.transpose + shift < low - 5:
+            shift += 12
+    return shift
 
 
 def tempo_word(note_rate: float) -> str:
@@ -104,17 +138,20 @@ def choose_arrangement(work: Work, score: ParsedScore, rng: np.random.Generator)
     return Arrangement(programs, ensemble, transpose, quarter_bpm, beat_bpm, tempo_word(note_rate), note_rate)
 
 
-def attribute_record(work: Work, score: ParsedScore, arrangement: Arrangement) -> dict:
-    """The structured attributes a caption may draw on (all JSON-serialisable)."""
+def attribute_record(work: Work, score: ParsedScore, arrangement: Arrangement,
+                     key_shift: int = 0) -> dict:
+    """The structured attributes a caption may draw on (all JSON-serialisable); ``key_shift``:
+    the semitones a transposed copy is played above the written key (its key and tonic follow)."""
     seen: list[int] = []
     for program in arrangement.programs:
         if program not in seen:
             seen.append(program)
+    tonic = transposed_tonic(score.tonic, score.mode, key_shift) if key_shift else score.tonic
     return {
         "genre": work.genre,
         "origin": work.origin,
-        "key": f"{score.tonic} {score.mode}",
-        "tonic": score.tonic,
+        "key": f"{tonic} {score.mode}",
+        "tonic": tonic,
         "mode": score.mode,
         "meter": score.meter,
         "tempo_bpm": arrangement.tempo_bpm,

@@ -14,6 +14,7 @@ skips works with a marker, and FLAC files are written under a temporary name and
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -28,7 +29,7 @@ from tqdm import tqdm
 from ..audio import resample, save_audio
 from ..errors import UserError
 from ..io import atomic_write_text
-from .arrangement import attribute_record, choose_arrangement
+from .arrangement import attribute_record, choose_arrangement, choose_key_shift
 from .captions import make_captions
 from .checks import normalise_and_check
 from .presets import CorpusConfig
@@ -120,27 +121,50 @@ def _clip_starts(score, spq: float, clip_seconds: float, count: int, rng) -> lis
     return [float(candidates[min(p, len(candidates) - 1)]) for p in sorted(set(picks))]
 
 
+def job_name(work: Work, copy: int) -> str:
+    """A build job's name (its marker file's stem; its clips' id prefix): ``<work>``, and
+    ``<work>_t<copy>`` for transposed copies (``CorpusConfig.transposed_copies``)."""
+    return work.work_id if copy == 0 else f"{work.work_id}_t{copy}"
+
+
+def build_jobs(config: CorpusConfig, plan: list[tuple[Work, str, int]]) -> list[tuple[Work, str, int, int]]:
+    """``plan`` → ``[(work, split, clips, copy), …]``: every work as copy 0, then each train
+    work's ``config.transposed_copies`` transposed copies."""
+    jobs = [(work, split, clips, 0) for work, split, clips in plan]
+    jobs += [(work, split, clips, copy) for work, split, clips in plan if split == "train"
+             for copy in range(1, config.transposed_copies + 1)]
+    return jobs
+
+
 def build_work(work: Work, split: str, clips: int, config: CorpusConfig, seed: int, renderer,
-               out: Path) -> dict:
-    """Render one work's clips to ``out/audio`` → marker dict (rows, rejected, skipped)."""
+               out: Path, copy: int = 0) -> dict:
+    """Render one work's clips to ``out/audio`` → marker dict (rows, rejected, skipped).
+
+    ``copy > 0``: a transposed copy — the same arrangement, clip windows and performance draws as
+    the original (the same generator), every note shifted by :func:`choose_key_shift` semitones
+    (drawn from a generator of its own) and the key and captions changed to match."""
     rng = rng_for(seed, work.work_id)
     try:
         score = parse_work(work)
     except ScoreError as err:
-        return {"rows": [], "rejected": [], "skipped": str(err)}
+        return {"rows": [], "rejected": [], "skipped": str(err) if copy == 0 else None}
     arrangement = choose_arrangement(work, score, rng)
-    attributes = attribute_record(work, score, arrangement)
+    shift = 0
+    if copy:
+        shift = choose_key_shift(score, arrangement, rng_for(seed, work.work_id, f"transpose{copy}"))
+        arrangement = dataclasses.replace(arrangement, transpose=arrangement.transpose + shift)
+    attributes = attribute_record(work, score, arrangement, key_shift=shift)
     spq = 60.0 / arrangement.quarter_bpm
     starts = _clip_starts(score, spq, config.clip_seconds, clips, rng)
     if not starts:
-        return {"rows": [], "rejected": [], "skipped": f"{work.work_id}: shorter than one clip"}
+        return {"rows": [], "rejected": [], "skipped": None if copy else f"{work.work_id}: shorter than one clip"}
     until = starts[-1] + config.clip_seconds
     midi = to_pretty_midi(score, arrangement, until, rng)
     audio = resample(renderer.render(midi, until), config.render_rate, config.sample_rate)
     rows, rejected = [], []
     n = config.clip_samples
     for index, start in enumerate(starts):
-        clip_id = f"{work.work_id}_c{index}"
+        clip_id = f"{job_name(work, copy)}_c{index}"
         first = int(round(start * config.sample_rate))
         clip = np.zeros(n, dtype=np.float32)
         segment = audio[first:first + n]
@@ -153,7 +177,8 @@ def build_work(work: Work, split: str, clips: int, config: CorpusConfig, seed: i
         captions = make_captions(attributes, rng_for(seed, clip_id, "caption"), config.captions_per_clip)
         rows.append({"clip_id": clip_id, "work_id": work.work_id, "split": split,
                      "caption": captions[0], "captions": captions, **attributes,
-                     "start_seconds": round(start, 4), "audio": f"audio/{clip_id}.flac"})
+                     "start_seconds": round(start, 4), "audio": f"audio/{clip_id}.flac",
+                     **({"transposed_semitones": shift} if copy else {})})
     return {"rows": rows, "rejected": rejected, "skipped": None}
 
 
@@ -171,12 +196,13 @@ def _init_worker(config_dict: dict, seed: int, renderer_args: tuple, out: str) -
                    renderer=make_renderer(*renderer_args, announce=lambda _: None))
 
 
-def _run_job(job: tuple[Work, str, int]) -> str:
-    work, split, clips = job
+def _run_job(job: tuple[Work, str, int, int]) -> str:
+    work, split, clips, copy = job
     state = _WORKER
-    marker = build_work(work, split, clips, state["config"], state["seed"], state["renderer"], state["out"])
-    _write_json(state["out"] / ".build" / "done" / f"{work.work_id}.json", marker)
-    return work.work_id
+    marker = build_work(work, split, clips, state["config"], state["seed"], state["renderer"],
+                        state["out"], copy)
+    _write_json(state["out"] / ".build" / "done" / f"{job_name(work, copy)}.json", marker)
+    return job_name(work, copy)
 
 
 def build_corpus(out: str | Path, config: CorpusConfig, seed: int = 0, soundfont: str | None = None,
@@ -193,16 +219,18 @@ def build_corpus(out: str | Path, config: CorpusConfig, seed: int = 0, soundfont
     identity_path = out / ".build" / "identity.json"
     if identity_path.exists():
         previous = json.loads(identity_path.read_text())
+        # a corpus built before a config field existed was built with its default
+        previous["config"] = CorpusConfig.from_dict(previous["config"]).to_dict()
         if previous != identity:
             raise UserError(f"{out} holds a corpus built with other settings ({previous['config']['preset']}, "
                             f"seed {previous['seed']}, {previous['renderer']}); use another --out or delete it")
     else:
         _write_json(identity_path, identity)
 
-    plan = plan_works(config, seed)
+    jobs = build_jobs(config, plan_works(config, seed))
     done_dir = out / ".build" / "done"
-    todo = [job for job in plan if not (done_dir / f"{job[0].work_id}.json").exists()]
-    bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc=f"corpus {config.preset}",
+    todo = [job for job in jobs if not (done_dir / f"{job_name(job[0], job[3])}.json").exists()]
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=f"corpus {config.preset}",
                unit="work", disable=not progress, mininterval=2.0, file=sys.stderr)
     renderer_args = (soundfont if soundfont is None else str(soundfont), renderer, config.render_rate)
     if workers > 1 and len(todo) > 1:
@@ -216,13 +244,13 @@ def build_corpus(out: str | Path, config: CorpusConfig, seed: int = 0, soundfont
             _run_job(job)
             bar.update()
     bar.close()
-    return _finish(out, plan, identity)
+    return _finish(out, jobs, identity)
 
 
-def _finish(out: Path, plan, identity: dict) -> dict:
+def _finish(out: Path, jobs, identity: dict) -> dict:
     rows, rejected, skipped = [], [], []
-    for work, _, _ in plan:
-        marker = json.loads((out / ".build" / "done" / f"{work.work_id}.json").read_text())
+    for work, _, _, copy in jobs:
+        marker = json.loads((out / ".build" / "done" / f"{job_name(work, copy)}.json").read_text())
         rows += marker["rows"]
         rejected += marker["rejected"]
         if marker["skipped"]:

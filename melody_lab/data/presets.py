@@ -35,6 +35,10 @@ class CorpusConfig(Config):
     valid_fraction: float = 0.05
     test_fraction: float = 0.05
     captions_per_clip: int = 4  # the first is `caption`, all are in `captions`
+    # each *train* work is rendered this many more times, each copy transposed by a random
+    # −5 … +6 semitones (key, tonic and captions follow; instrument, tempo and clip windows are the
+    # original's), clip ids ``<work>_t<k>_c<i>``; valid and test are untouched
+    transposed_copies: int = 0
     target_rms_db: float = -20.0
     max_peak: float = 0.9
 
@@ -49,6 +53,10 @@ PRESETS = {
                                                       "folk_chinese", "ballad", "chorale")},
                           captions_per_clip=2),
     "tiny": CorpusConfig(preset="tiny"),
+    # tiny plus one transposed copy of every train work: the keys the semantic LM learns from
+    # spread over all twelve tonics (tiny itself is 32 % G major, 22 % D major); the tiny clips
+    # are byte-identical to tiny's (the same seed draws the same works, splits and renders)
+    "tiny_keys": CorpusConfig(preset="tiny_keys", transposed_copies=1),
     # The paper's sample rate and training-clip length; synthesised at 48 kHz, twice the output
     # rate as for tiny. Works shorter than 10 s are skipped (more of them than at 5 s).
     "paper": CorpusConfig(preset="paper", sample_rate=24000, clip_seconds=10.0, render_rate=48000),
