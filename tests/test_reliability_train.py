@@ -71,6 +71,7 @@ def _run(argv):
     (["mulan", "--max-steps", "0"], "max-steps must lie in [1,"),
     (["mulan", "--max-steps", "-5"], "max-steps must lie in [1,"),
     (["lm", "--max-steps", "0", "--mulan", "m", "--tokenizer", "t"], "max-steps must lie in [1,"),
+    (["lm", "--text-prob", "1.5", "--mulan", "m", "--tokenizer", "t"], "text-prob must lie in [0, 1]"),
     (["denoiser", "--steps", "2", "--batch-size", "0", "--codec", "c", "--tokenizer", "t"],
      "batch-size must lie in [1, 4096]"),
     (["all", "--max-minutes", "0"], "max-minutes must lie in (0,"),

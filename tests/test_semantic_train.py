@@ -18,7 +18,7 @@ def runs(micro_corpus, tmp_path_factory):
     assert main(["train", "tokenizer", "--preset", "micro", "--data", str(micro_corpus),
                  "--out", str(out / "tok")]) == 0
     assert main(["train", "lm", *common, "--out", str(out / "lm"), "--mulan", str(out / "mulan"),
-                 "--tokenizer", str(out / "tok"), "--max-steps", "30"]) == 0
+                 "--tokenizer", str(out / "tok"), "--max-steps", "30", "--text-prob", "0.75"]) == 0
     return out
 
 
@@ -33,6 +33,7 @@ def test_runs_write_the_checkpoint_layout(runs):
     log = [json.loads(x) for x in (runs / "lm" / "log.jsonl").read_text().splitlines()]
     val = [x["val"] for x in log if "val" in x][-1]
     assert val["ppl"] < val["ppl_unigram"]  # conditioning + context beat token frequencies
+    assert json.loads((runs / "lm" / "config.json").read_text())["train"]["text_prob"] == 0.75
     assert (runs / "lm" / "cache" / "train.safetensors").is_file()
 
 
@@ -56,7 +57,7 @@ def test_rerun_resumes_instead_of_retraining(runs, micro_corpus):
     before = (runs / "lm" / "latest").read_text()
     assert main(["train", "lm", "--preset", "micro", "--data", str(micro_corpus), "--out",
                  str(runs / "lm"), "--mulan", str(runs / "mulan"), "--tokenizer",
-                 str(runs / "tok"), "--max-steps", "30", "--no-progress"]) == 0
+                 str(runs / "tok"), "--max-steps", "30", "--text-prob", "0.75", "--no-progress"]) == 0
     assert (runs / "lm" / "latest").read_text() == before
     # a different preset into the same folder is refused with a one-line error (exit 2)
     assert main(["train", "tokenizer", "--preset", "tiny", "--data", str(micro_corpus),

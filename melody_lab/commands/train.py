@@ -124,9 +124,14 @@ def _tokenizer(args) -> int:
 
 
 def _lm(args) -> int:
-    from ..train.lm import LMStageConfig, train_lm
+    from ..train.lm import LM_TRAIN_PRESETS, LMStageConfig, train_lm
 
-    config = LMStageConfig(args.preset, init_from=args.init_from)
+    train = None
+    if args.text_prob is not None:
+        if not 0.0 <= args.text_prob <= 1.0:
+            raise UserError(f"--text-prob must lie in [0, 1], got {args.text_prob}")
+        train = LM_TRAIN_PRESETS[args.preset].replace(text_prob=args.text_prob)
+    config = LMStageConfig(args.preset, train=train, init_from=args.init_from)
     state = train_lm(config, args.data, args.out, _semantic_loop(config, args),
                      mulan=args.mulan, tokenizer=args.tokenizer)
     print(f"lm: step {state['step']}, validation {state.get('val', {})}")

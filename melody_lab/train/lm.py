@@ -281,4 +281,7 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--init-from", default=None, metavar="BUNDLE_OR_RUN",
                         help="fine-tune: start from the LM of a bundle folder, 'tiny' (the shipped "
                         "bundle) or an LM run folder (its config must match --preset)")
+    parser.add_argument("--text-prob", type=float, default=None, metavar="P",
+                        help="share of training sequences conditioned on a caption's codes (the "
+                        "rest on the clip's audio codes); default: the preset's (tiny 0.5)")
     add_loop_args(parser)
