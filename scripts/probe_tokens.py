@@ -133,13 +133,14 @@ def plan_key_accuracy(model, key_probe, corpus: str, train_corpus: str | None = 
     from melody_lab.ablation.diagnostic import names_key
 
     rows, _, own = tokens_of(model.tokenizer, corpus, "test", None)
-    picked = [(i, next(c for c in row["captions"] if names_key(row, c))) for i, row in enumerate(rows)
-              if any(names_key(row, c) for c in row["captions"])]
+    first_naming = [next((c for c in row["captions"] if names_key(row, c)), None) for row in rows]
+    picked = [(i, caption) for i, caption in enumerate(first_naming) if caption is not None]
     keys = np.array([rows[i]["key"] for i, _ in picked])
     vocab = model.tokenizer.config.vocab_size
     codes_acc = None
-    if train_corpus is not None:
-        train_rows = ClipDataset(train_corpus, "train").rows
+    train_set = ClipDataset(train_corpus, "train") if train_corpus is not None else None
+    if train_set is not None:
+        train_rows = train_set.rows
         named = [(c, row["key"]) for row in train_rows for c in row["captions"] if names_key(row, c)]
         x_train = caption_codes(model, [c for c, _ in named])
         codes_probe = LogisticRegression(max_iter=3000, C=10.0).fit(x_train, [k for _, k in named])
@@ -155,17 +156,16 @@ def plan_key_accuracy(model, key_probe, corpus: str, train_corpus: str | None = 
     own_acc = (key_probe.predict(histogram(own[[i for i, _ in picked]], vocab)) == keys).mean()
     majority = max(set(keys.tolist()), key=keys.tolist().count)
     copies = None
-    if train_corpus is not None:
-        by_id = {row["clip_id"]: row for row in ClipDataset(train_corpus, "train").rows}
+    if train_set is not None:
+        by_id = {row["clip_id"]: row for row in train_set.rows}
         pairs = [(by_id[r["clip_id"].replace("_t1_", "_")], r) for r in by_id.values()
                  if "transposed_semitones" in r and r["clip_id"].replace("_t1_", "_") in by_id][:64]
         if pairs:
-            dataset = ClipDataset(train_corpus, "train")
-            index = {row["clip_id"]: i for i, row in enumerate(dataset.rows)}
+            index = {row["clip_id"]: i for i, row in enumerate(train_set.rows)}
             hits = []
             for original, copy in pairs:
-                audio = torch.stack([dataset[index[original["clip_id"]]]["audio"],
-                                     dataset[index[copy["clip_id"]]]["audio"]])
+                audio = torch.stack([train_set[index[original["clip_id"]]]["audio"],
+                                     train_set[index[copy["clip_id"]]]["audio"]])
                 a, b = model.tokenizer.tokenize(audio)
                 hits.append(turns_by(model.tokenizer, a, b, copy["transposed_semitones"]))
             copies = {"n": len(pairs), "follows": round(float(np.mean(hits)), 3)}

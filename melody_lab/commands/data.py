@@ -28,8 +28,8 @@ def register(subparsers) -> None:
                        default="tiny",
                        help="micro: ~30 clips of 2 s (tests, seconds to build); "
                        "tiny: ~3,600 clips of 5 s at 16 kHz (the CPU models' corpus); "
-                       "tiny_keys: tiny plus a transposed copy of each train work (~6,700 clips; "
-                       "the tiny LM's corpus, so it learns every key); "
+                       "tiny_keys: tiny plus a transposed copy of each train work (~6,900 clips; "
+                       "no key dominates, for training the LM on every key); "
                        "paper: 10-s clips at 24 kHz (the paper's operating point); "
                        "paper_micro: 24 clips of 2 s at 24 kHz (the paper recipe's test twin); "
                        "evalclap: ~1,240 clips of 5 s from works disjoint from tiny's (same seed), "

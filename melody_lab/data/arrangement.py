@@ -76,9 +76,6 @@ class Arrangement:
 _MAJOR_SPELLING = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 _MINOR_SPELLING = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")
 _PITCH_CLASS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-# each mode's tonic as a degree of its relative major, so a mode is spelt like its key signature
-_MODE_OFFSET = {"major": 0, "lydian": 5, "mixolydian": 7, "minor": 9, "dorian": 2,
-                "phrygian": 4, "locrian": 11}
 
 
 def transposed_tonic(tonic: str, mode: str, semitones: int) -> str:
